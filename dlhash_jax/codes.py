@@ -71,8 +71,10 @@ def check_codes(codes, name: str = "codes") -> np.ndarray:
         raise ValueError(f"{name} must be a 2-D [N, L] matrix of ±1 codes, got shape {arr.shape}.")
     if arr.shape[1] == 0:
         raise ValueError(f"{name} must have at least one bit, got shape {arr.shape}.")
-    if arr.dtype == bool or not (np.issubdtype(arr.dtype, np.number)):
-        raise ValueError(f"{name} must be a numeric ±1 matrix, got dtype {arr.dtype}.")
+    if arr.dtype == bool or not (
+        np.issubdtype(arr.dtype, np.integer) or np.issubdtype(arr.dtype, np.floating)
+    ):
+        raise ValueError(f"{name} must be a real or integer ±1 matrix, got dtype {arr.dtype}.")
     bad = (arr != 1) & (arr != -1)
     if bad.any():
         example = arr[bad].flat[0]
@@ -198,7 +200,13 @@ def packed_hamming_distance(p1: jax.typing.ArrayLike, p2: jax.typing.ArrayLike) 
     Returns:
       ``[N, M]`` ``int32`` matrix of distances.
     """
-    _check_same_bits(p1, p2, ("p1", "p2"))
+    _check_matrix(p1, "p1")
+    _check_matrix(p2, "p2")
+    if jnp.shape(p1)[1] != jnp.shape(p2)[1]:
+        raise ValueError(
+            f"p1 and p2 must have the same number of packed words (last axis), got shapes "
+            f"{jnp.shape(p1)} and {jnp.shape(p2)}."
+        )
     p1 = jnp.asarray(p1)
     p2 = jnp.asarray(p2)
     if p1.dtype != jnp.uint32 or p2.dtype != jnp.uint32:

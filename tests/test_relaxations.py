@@ -1,0 +1,150 @@
+"""Tests of dlhash_jax.relaxations against closed forms, hand-computed values and HashNet's loop."""
+
+import math
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from jax.test_util import check_grads
+
+from dlhash_jax import relaxations
+
+# Chosen to cover 0, the clipping boundary |x| = 1 (inclusive) and both sides of it.
+POINTS = np.array([[-3.0, -1.0, -0.4, 0.0], [0.25, 1.0, 1.5, -1.0001]], dtype=np.float32)
+INSIDE_CLIP = np.array([[0, 1, 1, 1], [1, 1, 0, 0]], dtype=np.float32)
+EXPECTED_SIGN = np.array([[-1, -1, -1, 1], [1, 1, 1, -1]], dtype=np.float32)
+
+
+def test_sign_ste_forward_is_exact_sign():
+    for clipped in (False, True):
+        out = relaxations.sign_ste(POINTS, clipped=clipped)
+        assert out.dtype == jnp.float32
+        np.testing.assert_array_equal(out, EXPECTED_SIGN)
+    tiny = jnp.array([1e-7, -1e-7, 0.3, -0.7])
+    np.testing.assert_array_equal(jax.jit(relaxations.sign_ste)(tiny), [1.0, -1.0, 1.0, -1.0])
+
+
+@pytest.mark.parametrize("clipped", [False, True])
+def test_sign_ste_gradients(clipped):
+    weights = np.arange(1.0, 9.0, dtype=np.float32).reshape(2, 4)
+    mask = INSIDE_CLIP if clipped else np.ones_like(POINTS)
+
+    def objective(x):
+        return jnp.sum(weights * relaxations.sign_ste(x, clipped=clipped))
+
+    grad = jax.jit(jax.grad(objective))(POINTS)
+    np.testing.assert_array_equal(grad, weights * mask)
+    per_row = jax.vmap(jax.grad(lambda r, w: jnp.sum(w * relaxations.sign_ste(r, clipped=clipped))))
+    np.testing.assert_array_equal(per_row(POINTS, weights), weights * mask)
+    primal, tangent = jax.jvp(
+        lambda x: relaxations.sign_ste(x, clipped=clipped), (POINTS,), (weights,)
+    )
+    np.testing.assert_array_equal(primal, EXPECTED_SIGN)
+    np.testing.assert_array_equal(tangent, weights * mask)
+
+
+def test_scaled_tanh_matches_logistic_form_of_eq23():
+    x = np.linspace(-2.0, 2.0, 9)
+    for beta in (0.5, 1.0, 3.0):
+        expected = (1 - np.exp(-2 * beta * x)) / (1 + np.exp(-2 * beta * x))
+        np.testing.assert_allclose(relaxations.scaled_tanh(x, beta), expected, atol=1e-6)
+    # The survey's printed (1 - e^{-βx}) / (1 + e^{-βx}) is the same curve at β/2.
+    printed = (1 - np.exp(-3.0 * x)) / (1 + np.exp(-3.0 * x))
+    np.testing.assert_allclose(relaxations.scaled_tanh(x, 1.5), printed, atol=1e-6)
+
+
+def test_scaled_tanh_approaches_sign_as_beta_grows():
+    x = jnp.array([-1.0, -0.05, 0.05, 0.3, 2.0])
+    gaps = [
+        float(jnp.max(jnp.abs(relaxations.scaled_tanh(x, beta) - jnp.sign(x))))
+        for beta in (1, 10, 100, 1000)
+    ]
+    assert all(later < earlier for earlier, later in zip(gaps, gaps[1:]))
+    assert gaps[-1] < 1e-6
+    assert float(relaxations.scaled_tanh(0.0, 1e6)) == 0.0
+
+
+def test_scaled_tanh_traced_beta_and_gradient(x64):
+    x = jnp.array([[-0.7, 0.2, 1.3]], dtype=jnp.float64)
+    beta = jnp.asarray(2.5, jnp.float64)
+    out = jax.jit(relaxations.scaled_tanh)(x, beta)
+    np.testing.assert_allclose(out, np.tanh(2.5 * np.asarray(x)), rtol=1e-12)
+    grad = jax.grad(lambda v: jnp.sum(relaxations.scaled_tanh(v, beta)))(x)
+    np.testing.assert_allclose(grad, 2.5 * (1 - np.tanh(2.5 * np.asarray(x)) ** 2), rtol=1e-12)
+    check_grads(relaxations.scaled_tanh, (x, beta), order=2, modes=("rev",))
+
+
+@pytest.mark.parametrize("beta", [0.0, -1.0])
+def test_scaled_tanh_rejects_non_positive_beta(beta):
+    with pytest.raises(ValueError, match=rf"beta must be positive, got {beta}"):
+        relaxations.scaled_tanh(jnp.ones(3), beta)
+
+
+def test_continuation_schedule_default_values():
+    schedule = relaxations.continuation_schedule()
+    expected = {
+        0: 1.0,
+        1: 1.0,
+        199: 1.0,
+        200: math.sqrt(2.0),
+        399: math.sqrt(2.0),
+        400: math.sqrt(3.0),
+        1000: math.sqrt(6.0),
+        10_000: math.sqrt(51.0),
+        -5: 1.0,
+    }
+    for step, value in expected.items():
+        assert float(schedule(step)) == pytest.approx(value, rel=1e-6), step
+    assert float(schedule(250.0)) == pytest.approx(math.sqrt(2.0), rel=1e-6)
+
+
+def test_continuation_schedule_custom_values():
+    schedule = relaxations.continuation_schedule(
+        init_value=2.0, gamma=0.1, power=1.0, step_size=10
+    )
+    # step 25 -> stage start 20 -> 2 * (1 + 0.1 * 20) = 6.
+    np.testing.assert_allclose(schedule(jnp.array([0, 9, 10, 25])), [2.0, 2.0, 4.0, 6.0], rtol=1e-6)
+    constant = relaxations.continuation_schedule(init_value=3.0, gamma=0.0)
+    assert float(constant(12345)) == pytest.approx(3.0)
+
+
+def test_continuation_schedule_matches_hashnet_reference_loop():
+    init_scale, gamma, power, step_size = 1.0, 0.005, 0.5, 200
+    reference, scale = [], init_scale
+    for iter_num in range(1, 1001):
+        if iter_num % step_size == 0:
+            scale = init_scale * (1.0 + gamma * iter_num) ** power
+        reference.append(scale)
+    schedule = relaxations.continuation_schedule(init_scale, gamma, power, step_size)
+    np.testing.assert_allclose(schedule(np.arange(1, 1001)), reference, rtol=1e-6)
+
+
+def test_continuation_schedule_under_jit_compiles_once():
+    schedule = relaxations.continuation_schedule()
+    traces = []
+
+    @jax.jit
+    def beta_at(step):
+        traces.append(step)
+        return schedule(step)
+
+    values = [float(beta_at(jnp.int32(s))) for s in (0, 200, 400, 600)]
+    np.testing.assert_allclose(values, [1.0, math.sqrt(2), math.sqrt(3), 2.0], rtol=1e-6)
+    assert len(traces) == 1
+
+
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        ({"init_value": 0.0}, r"init_value must be positive, got 0.0"),
+        ({"gamma": -0.1}, r"gamma must be non-negative, got -0.1"),
+        ({"step_size": 0}, r"step_size must be a positive integer, got 0"),
+        ({"step_size": 2.5}, r"step_size must be a positive integer, got 2.5"),
+        ({"step_size": True}, r"step_size must be a positive integer, got True"),
+        ({"power": "0.5"}, r"power must be a real number, got '0.5'"),
+    ],
+)
+def test_continuation_schedule_rejects_bad_hyperparameters(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        relaxations.continuation_schedule(**kwargs)
