@@ -1,0 +1,23 @@
+"""Retrieval protocols, data sources and batching (DESIGN.md, "Data").
+
+``load_protocol(name)`` returns query / train / validation / database splits of a dataset;
+``batches`` iterates a split in an order fixed by (seed, epoch); ``shard_batch`` lays a global
+batch out for several devices. Protocol numbers: ``dlhash_jax/data/README.md``.
+"""
+
+from dlhash_jax.data.batching import augment_images
+from dlhash_jax.data.batching import batches
+from dlhash_jax.data.batching import epoch_permutation
+from dlhash_jax.data.batching import num_batches
+from dlhash_jax.data.batching import shard_batch
+from dlhash_jax.data.protocols import PROTOCOL_NAMES
+from dlhash_jax.data.protocols import PROTOCOLS
+from dlhash_jax.data.protocols import RetrievalData
+from dlhash_jax.data.protocols import Split
+from dlhash_jax.data.protocols import load_protocol
+from dlhash_jax.data.protocols import load_protocol_from_indices
+from dlhash_jax.data.sources import Source
+from dlhash_jax.data.sources import digits_mosaic
+from dlhash_jax.data.sources import load_digits
+from dlhash_jax.data.sources import load_features
+from dlhash_jax.data.sources import load_tfds

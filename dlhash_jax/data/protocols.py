@@ -1,0 +1,547 @@
+"""Retrieval protocols: seeded query / train / validation / database splits of a data source.
+
+A protocol fixes how a dataset is divided for a hashing experiment (DESIGN.md, "Evaluation
+protocol"):
+
+- query: the items whose neighbours are searched for; never used for training or model selection;
+- database: the items searched = all items but the queries (or the split the dataset fixes);
+- train: the items the network learns from, a subset of the database;
+- validation: items for model selection, in the database but disjoint from train (so disjoint from
+  the queries too).
+
+Single-label data is sampled per class (stratified): a split of size n over C classes takes
+``n // C`` items of every class plus one more from each of the first ``n % C`` classes.
+Multi-label data (where per-class stratification is not defined) is sampled uniformly. Sampling
+is a pure function of the seed; the indices of every split are saved with ``save_indices`` and
+reloaded with ``load_protocol_from_indices`` so others can reuse them exactly. The numbers of
+every protocol are in ``dlhash_jax/data/README.md``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import os
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+import numpy as np
+
+from dlhash_jax.data import sources
+
+FEATURES_PREFIX = "features:"
+MOSAIC_NUM_ITEMS = 2000
+MOSAIC_SEED = 0
+VOC_IMAGE_SIZE = 64
+_INDEX_FILE_VERSION = 1
+
+
+@dataclasses.dataclass(frozen=True)
+class Split:
+    """One split of a protocol.
+
+    Attributes:
+      inputs: float32 ``[N, *input_shape]``.
+      labels: float32 multi-hot ``[N, C]``.
+      indices: int64 ``[N]``, ascending, the items' indices in the protocol's source.
+    """
+
+    inputs: np.ndarray
+    labels: np.ndarray
+    indices: np.ndarray
+
+    def __len__(self) -> int:
+        return int(self.indices.shape[0])
+
+    def __repr__(self) -> str:
+        return (
+            f"Split(n={len(self)}, inputs={self.inputs.dtype}{list(self.inputs.shape)}, "
+            f"labels={self.labels.dtype}{list(self.labels.shape)})"
+        )
+
+
+@dataclasses.dataclass(frozen=True)
+class RetrievalData:
+    """A dataset divided by a protocol; what training and evaluation consume.
+
+    Attributes:
+      name: protocol name (``"digits"``, ``"features:/path/x.npz"``, ...).
+      seed: seed the splits were sampled with.
+      train, validation, query, database: the splits.
+      num_classes: C, the width of every split's labels.
+      input_shape: shape of one input, e.g. ``(8, 8, 1)``.
+      overrides: the keyword overrides the protocol was loaded with.
+      num_source_items: number of items in the source the indices point into.
+      source_fingerprint: SHA-256 of the source's input shape and labels, saved with the indices
+        so that reloading them against a changed source is refused.
+    """
+
+    name: str
+    seed: int
+    train: Split
+    validation: Split
+    query: Split
+    database: Split
+    num_classes: int
+    input_shape: tuple[int, ...]
+    overrides: Mapping[str, Any]
+    num_source_items: int
+    source_fingerprint: str = dataclasses.field(repr=False)
+
+    @property
+    def sizes(self) -> dict[str, int]:
+        """Number of items in each split, e.g. ``{"query": 100, "train": 500, ...}``."""
+        return {name: len(getattr(self, name)) for name in sources.SPLIT_NAMES}
+
+    def save_indices(self, path: str | os.PathLike) -> None:
+        """Writes the split indices and what is needed to rebuild the splits to ``path`` (.npz).
+
+        The file holds plain arrays only (no pickles): the index array of every split, the
+        protocol name, seed, overrides (as JSON), the source size and a fingerprint of the source
+        labels, which ``load_protocol_from_indices`` checks so a changed source is caught.
+
+        Args:
+          path: file to write; written as given (no ``.npz`` suffix is appended).
+        """
+        arrays = {f"{name}_indices": getattr(self, name).indices for name in sources.SPLIT_NAMES}
+        with open(os.fspath(path), "wb") as file:
+            np.savez(
+                file,
+                format_version=np.int64(_INDEX_FILE_VERSION),
+                name=np.str_(self.name),
+                seed=np.int64(self.seed),
+                overrides=np.str_(json.dumps(dict(self.overrides), sort_keys=True)),
+                num_source_items=np.int64(self.num_source_items),
+                source_fingerprint=np.str_(self.source_fingerprint),
+                **arrays,
+            )
+
+
+@dataclasses.dataclass(frozen=True)
+class ProtocolSpec:
+    """How a named protocol loads its source and the split sizes it uses by default.
+
+    Attributes:
+      description: one line for error messages and the README.
+      load: ``load(data_dir, **source_options) -> Source``.
+      sizes: default ``query_size``, ``train_size``, ``validation_size`` (``None`` train size:
+        every database item not in validation); splits the source fixes have no size.
+      source_options: default options passed to ``load`` and accepted as overrides.
+    """
+
+    description: str
+    load: Callable[..., sources.Source]
+    sizes: Mapping[str, int | None]
+    source_options: Mapping[str, Any] = dataclasses.field(default_factory=dict)
+
+
+def _digits(data_dir) -> sources.Source:
+    del data_dir  # Embedded in scikit-learn.
+    return sources.load_digits()
+
+
+def _digits_mosaic(data_dir) -> sources.Source:
+    del data_dir  # Generated from the embedded digits.
+    inputs, labels, _ = sources.digits_mosaic(MOSAIC_NUM_ITEMS, seed=MOSAIC_SEED)
+    return sources.Source(inputs, labels)
+
+
+def _tfds_pooled(tfds_name: str) -> Callable[..., sources.Source]:
+    def load(data_dir) -> sources.Source:
+        return sources.load_tfds(
+            tfds_name, splits=("train", "test"), label_key="label", data_dir=data_dir
+        )
+
+    return load
+
+
+def _voc2007(data_dir, *, image_size: int) -> sources.Source:
+    return sources.load_tfds(
+        "voc/2007",
+        splits=("train", "validation", "test"),
+        label_key="labels",
+        data_dir=data_dir,
+        image_size=image_size,
+        fixed_splits={"query": ("test",), "database": ("train", "validation")},
+    )
+
+
+_STANDARD_SIZES = {"query_size": 1000, "train_size": 5000, "validation_size": 1000}
+
+PROTOCOLS: Mapping[str, ProtocolSpec] = {
+    "digits": ProtocolSpec(
+        "scikit-learn's 1,797 8x8 digits (embedded): query 100, train 500, validation 100, "
+        "database 1,697",
+        _digits,
+        {"query_size": 100, "train_size": 500, "validation_size": 100},
+    ),
+    "digits_mosaic": ProtocolSpec(
+        "2,000 16x16 multi-label mosaics of 1-4 digits (embedded): query 200, train 1,000, "
+        "validation 200, database 1,800",
+        _digits_mosaic,
+        {"query_size": 200, "train_size": 1000, "validation_size": 200},
+    ),
+    "mnist": ProtocolSpec(
+        "tfds mnist, train+test pooled (70,000): query 1,000, train 5,000, validation 1,000, "
+        "database 69,000",
+        _tfds_pooled("mnist"),
+        _STANDARD_SIZES,
+    ),
+    "fashion_mnist": ProtocolSpec(
+        "tfds fashion_mnist, train+test pooled (70,000): query 1,000, train 5,000, validation "
+        "1,000, database 69,000",
+        _tfds_pooled("fashion_mnist"),
+        _STANDARD_SIZES,
+    ),
+    "cifar10": ProtocolSpec(
+        "tfds cifar10, train+test pooled (60,000): query 1,000, train 5,000, validation 1,000, "
+        "database 59,000",
+        _tfds_pooled("cifar10"),
+        _STANDARD_SIZES,
+    ),
+    "cifar100": ProtocolSpec(
+        "tfds cifar100 (100 fine labels), train+test pooled (60,000): query 10,000, train "
+        "10,000, validation 5,000, database 50,000",
+        _tfds_pooled("cifar100"),
+        {"query_size": 10000, "train_size": 10000, "validation_size": 5000},
+    ),
+    "voc2007": ProtocolSpec(
+        "tfds voc/2007, 20 labels, images resized to 64x64: query = test (4,952), database = "
+        "trainval (5,011), validation 500 and train 4,511 from trainval",
+        _voc2007,
+        {"train_size": None, "validation_size": 500},
+        {"image_size": VOC_IMAGE_SIZE},
+    ),
+}
+PROTOCOL_NAMES = tuple(PROTOCOLS) + (FEATURES_PREFIX + "<path.npz>",)
+
+_FEATURES_SPEC = ProtocolSpec(
+    "a user .npz of features x and labels y",
+    lambda data_dir, *, path: sources.load_features(path),
+    {"query_size": 1000, "train_size": 5000, "validation_size": 1000},
+)
+
+
+def _resolve(name) -> tuple[ProtocolSpec, dict[str, Any]]:
+    if not isinstance(name, str):
+        raise ValueError(f"protocol name must be a string, got {name!r}.")
+    if name.startswith(FEATURES_PREFIX):
+        path = name[len(FEATURES_PREFIX) :]
+        if not path:
+            raise ValueError(
+                f"protocol '{name}' names no file; write it as '{FEATURES_PREFIX}<path.npz>'."
+            )
+        return _FEATURES_SPEC, {"path": path}
+    if name not in PROTOCOLS:
+        raise ValueError(
+            f"unknown protocol {name!r}; known protocols: {', '.join(PROTOCOL_NAMES)}."
+        )
+    return PROTOCOLS[name], {}
+
+
+def _check_count(key: str, value, *, minimum: int, allow_none: bool = False) -> None:
+    if value is None and allow_none:
+        return
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
+        expected = f"an integer >= {minimum}" + (" or None" if allow_none else "")
+        raise ValueError(f"{key} must be {expected}, got {value!r}.")
+
+
+def _split_overrides(
+    name: str, spec: ProtocolSpec, overrides: Mapping[str, Any]
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    allowed = tuple(spec.sizes) + tuple(spec.source_options)
+    unknown = sorted(set(overrides) - set(allowed))
+    if unknown:
+        raise ValueError(
+            f"protocol {name!r} does not accept overrides {unknown}; it accepts {list(allowed)}."
+        )
+    sizes = {key: overrides.get(key, default) for key, default in spec.sizes.items()}
+    for key, value in sizes.items():
+        minimum = 0 if key == "validation_size" else 1
+        _check_count(key, value, minimum=minimum, allow_none=key == "train_size")
+    options = {key: overrides.get(key, default) for key, default in spec.source_options.items()}
+    for key, value in options.items():
+        _check_count(key, value, minimum=1)
+    return sizes, options
+
+
+def _is_single_label(labels: np.ndarray) -> bool:
+    return bool((labels.sum(axis=1) == 1).all())
+
+
+def _describe(draws: Sequence[tuple[str, int | None]]) -> str:
+    return " + ".join(f"{split} {'all the rest' if n is None else n}" for split, n in draws)
+
+
+def _draw(
+    pool: np.ndarray,
+    draws: Sequence[tuple[str, int | None]],
+    *,
+    labels: np.ndarray,
+    rng: np.random.Generator,
+    stratified: bool,
+    protocol: str,
+    pool_name: str,
+) -> dict[str, np.ndarray]:
+    """Draws disjoint subsets of ``pool`` in order; a ``None`` size (last only) takes the rest."""
+    needed = sum(n for _, n in draws if n is not None)
+    if needed > pool.size:
+        raise ValueError(
+            f"protocol {protocol!r} needs {_describe(draws)} = {needed} items from the "
+            f"{pool_name} but it has {pool.size}; pass smaller sizes as overrides."
+        )
+    if not stratified:
+        order = rng.permutation(pool)
+        result, start = {}, 0
+        for split, n in draws:
+            stop = order.size if n is None else start + n
+            result[split] = np.sort(order[start:stop])
+            start = stop
+        return result
+
+    num_classes = labels.shape[1]
+    pool_classes = labels[pool].argmax(axis=1)
+    members = [rng.permutation(pool[pool_classes == c]) for c in range(num_classes)]
+    # Equal shares per class; the remainder goes one each to the lowest class ids.
+    quotas = {
+        split: None if n is None else n // num_classes + (np.arange(num_classes) < n % num_classes)
+        for split, n in draws
+    }
+    need = np.zeros(num_classes, np.int64)
+    for quota in quotas.values():
+        if quota is not None:
+            need += quota
+    for c in range(num_classes):
+        if need[c] > members[c].size:
+            per_class = " + ".join(
+                f"{split} {'rest' if q is None else int(q[c])}" for split, q in quotas.items()
+            )
+            raise ValueError(
+                f"protocol {protocol!r} draws per class ({_describe(draws)} over {num_classes} "
+                f"classes): class {c} needs {per_class} = {need[c]} items but the {pool_name} "
+                f"has {members[c].size} of that class; pass smaller sizes as overrides."
+            )
+    result, starts = {}, np.zeros(num_classes, np.int64)
+    for split, quota in quotas.items():
+        parts = []
+        for c in range(num_classes):
+            stop = members[c].size if quota is None else starts[c] + quota[c]
+            parts.append(members[c][starts[c] : stop])
+            starts[c] = stop
+        result[split] = np.sort(np.concatenate(parts)).astype(np.int64)
+    return result
+
+
+def _check_splits(protocol: str, splits: Mapping[str, np.ndarray], num_items: int) -> None:
+    for split, indices in splits.items():
+        if indices.ndim != 1 or not np.issubdtype(indices.dtype, np.integer):
+            raise ValueError(
+                f"protocol {protocol!r}: {split} indices must be a 1-D integer array, got dtype "
+                f"{indices.dtype} and shape {indices.shape}."
+            )
+        if indices.size and (indices.min() < 0 or indices.max() >= num_items):
+            raise ValueError(
+                f"protocol {protocol!r}: {split} indices span [{indices.min()}, {indices.max()}], "
+                f"outside [0, {num_items}) for a source of {num_items} items."
+            )
+        if np.unique(indices).size != indices.size:
+            raise ValueError(f"protocol {protocol!r}: {split} indices repeat an item.")
+    for split, minimum in (("query", 1), ("train", 1), ("database", 1)):
+        if splits[split].size < minimum:
+            raise ValueError(f"protocol {protocol!r}: the {split} split is empty.")
+    overlaps = [
+        ("query", "database", np.intersect1d(splits["query"], splits["database"]).size),
+        ("train", "validation", np.intersect1d(splits["train"], splits["validation"]).size),
+    ]
+    for first, second, count in overlaps:
+        if count:
+            raise ValueError(
+                f"protocol {protocol!r}: {first} and {second} must be disjoint, they share "
+                f"{count} items."
+            )
+    for split in ("train", "validation"):
+        outside = np.setdiff1d(splits[split], splits["database"]).size
+        if outside:
+            raise ValueError(
+                f"protocol {protocol!r}: {split} must lie inside the database; {outside} of its "
+                f"{splits[split].size} items do not."
+            )
+
+
+def _make_splits(
+    protocol: str, source: sources.Source, sizes: Mapping[str, int | None], seed: int
+) -> dict[str, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    fixed = dict(source.fixed_splits)
+    stratified = _is_single_label(source.labels)
+    all_items = np.arange(len(source), dtype=np.int64)
+    none = all_items[:0]
+    draw_options = {"labels": source.labels, "rng": rng, "stratified": stratified}
+    splits = {}
+    if "query" in fixed:
+        splits["query"] = fixed["query"]
+    else:
+        query_draw = [("query", sizes["query_size"])]
+        splits.update(
+            _draw(all_items, query_draw, protocol=protocol, pool_name="source", **draw_options)
+        )
+    splits["database"] = fixed.get("database", np.setdiff1d(all_items, splits["query"]))
+    fixed_members = np.concatenate([fixed.get("train", none), fixed.get("validation", none)])
+    pool = np.setdiff1d(splits["database"], fixed_members)
+    # Validation first, so that a train size of None takes everything else.
+    draws = [
+        (split, sizes[f"{split}_size"]) for split in ("validation", "train") if split not in fixed
+    ]
+    splits.update(_draw(pool, draws, protocol=protocol, pool_name="database", **draw_options))
+    splits.update({split: fixed[split] for split in ("train", "validation") if split in fixed})
+    splits = {split: np.sort(indices).astype(np.int64) for split, indices in splits.items()}
+    _check_splits(protocol, splits, len(source))
+    return splits
+
+
+def _fingerprint(source: sources.Source) -> str:
+    digest = hashlib.sha256()
+    digest.update(repr(source.inputs.shape).encode())
+    digest.update(np.ascontiguousarray(source.labels).tobytes())
+    return digest.hexdigest()
+
+
+def _assemble(
+    name: str,
+    seed: int,
+    overrides: Mapping[str, Any],
+    source: sources.Source,
+    splits: Mapping[str, np.ndarray],
+) -> RetrievalData:
+    made = {
+        split: Split(source.inputs[indices], source.labels[indices], indices)
+        for split, indices in splits.items()
+    }
+    return RetrievalData(
+        name=name,
+        seed=int(seed),
+        num_classes=source.num_classes,
+        input_shape=tuple(source.inputs.shape[1:]),
+        overrides=dict(overrides),
+        num_source_items=len(source),
+        source_fingerprint=_fingerprint(source),
+        **made,
+    )
+
+
+def load_protocol(
+    name: str = "digits",
+    *,
+    seed: int = 0,
+    data_dir: str | os.PathLike | None = None,
+    **overrides: Any,
+) -> RetrievalData:
+    """Loads a dataset and divides it into query, train, validation and database splits.
+
+    Protocols (counts are the defaults; README lists each with its source and literature):
+
+    - ``"digits"`` (default): 1,797 sklearn 8x8 digits; query 100, train 500, validation 100
+      (10 / 50 / 10 per class), database 1,697.
+    - ``"digits_mosaic"``: 2,000 generated 16x16 multi-label mosaics; query 200, train 1,000,
+      validation 200, database 1,800.
+    - ``"mnist"``, ``"fashion_mnist"``, ``"cifar10"``: tfds train+test pooled; query 1,000, train
+      5,000, validation 1,000 (100 / 500 / 100 per class), database = all but the queries.
+    - ``"cifar100"``: tfds train+test pooled; query 10,000, train 10,000, validation 5,000
+      (100 / 100 / 50 per class), database 50,000.
+    - ``"voc2007"``: tfds voc/2007; query = test (4,952), database = trainval (5,011),
+      validation 500 and train 4,511 from trainval; images resized to 64x64.
+    - ``"features:<path.npz>"``: a user file (see ``sources.load_features``); defaults query
+      1,000, train 5,000, validation 1,000 unless the file fixes its splits.
+
+    Args:
+      name: protocol name.
+      seed: non-negative integer; the splits are a pure function of (source, sizes, seed).
+      data_dir: tfds data directory for the tfds protocols (ignored by the others).
+      **overrides: ``query_size``, ``train_size`` (``None``: every database item not in
+        validation), ``validation_size`` (0 allowed) for splits the source does not fix, and
+        ``image_size`` for ``voc2007``.
+
+    Returns:
+      A ``RetrievalData``.
+
+    Raises:
+      ValueError: for an unknown name (the message lists the known ones), an unknown override, a
+        bad seed, or sizes the data cannot satisfy (the message gives the numbers).
+      FileNotFoundError: if a tfds dataset is not prepared (the message says how to prepare it).
+    """
+    spec, fixed_options = _resolve(name)
+    _check_count("seed", seed, minimum=0)
+    # NumPy integers become ints so the overrides serialise to JSON in save_indices.
+    overrides = {
+        key: int(value) if isinstance(value, np.integer) else value
+        for key, value in overrides.items()
+    }
+    sizes, options = _split_overrides(name, spec, overrides)
+    source = spec.load(data_dir, **fixed_options, **options)
+    conflicts = sorted(
+        f"{split}_size" for split in source.fixed_splits if f"{split}_size" in overrides
+    )
+    if conflicts:
+        raise ValueError(
+            f"protocol {name!r} fixes the splits {sorted(source.fixed_splits)} itself, so "
+            f"{conflicts} cannot be overridden."
+        )
+    splits = _make_splits(name, source, sizes, seed)
+    return _assemble(name, seed, overrides, source, splits)
+
+
+_INDEX_FILE_KEYS = (
+    "format_version", "name", "seed", "overrides", "num_source_items", "source_fingerprint"
+) + tuple(f"{split}_indices" for split in sources.SPLIT_NAMES)
+
+
+def load_protocol_from_indices(
+    path: str | os.PathLike, data_dir: str | os.PathLike | None = None
+) -> RetrievalData:
+    """Rebuilds a ``RetrievalData`` from a file written by ``RetrievalData.save_indices``.
+
+    The source is loaded again (with the saved source options, e.g. ``image_size``) and the saved
+    indices select the splits, so the arrays equal those of the run that saved them.
+
+    Args:
+      path: the ``.npz`` written by ``save_indices``.
+      data_dir: tfds data directory, which may differ from the one the indices were made with.
+
+    Returns:
+      A ``RetrievalData`` with the saved name, seed and overrides.
+
+    Raises:
+      ValueError: if the file lacks a key, or the source now differs from the one the indices
+        were made from (size or labels), or the indices break the protocol's rules.
+    """
+    with np.load(os.fspath(path), allow_pickle=False) as archive:
+        missing = [key for key in _INDEX_FILE_KEYS if key not in archive.files]
+        if missing:
+            raise ValueError(
+                f"{os.fspath(path)}: not a split-indices file, missing keys {missing} (found "
+                f"{sorted(archive.files)})."
+            )
+        saved = {key: archive[key] for key in _INDEX_FILE_KEYS}
+    if int(saved["format_version"]) != _INDEX_FILE_VERSION:
+        raise ValueError(
+            f"{os.fspath(path)}: split-indices format version {int(saved['format_version'])}, "
+            f"this library reads version {_INDEX_FILE_VERSION}."
+        )
+    name = str(saved["name"])
+    overrides = json.loads(str(saved["overrides"]))
+    spec, fixed_options = _resolve(name)
+    _, options = _split_overrides(name, spec, overrides)
+    source = spec.load(data_dir, **fixed_options, **options)
+    expected = (int(saved["num_source_items"]), str(saved["source_fingerprint"]))
+    if (len(source), _fingerprint(source)) != expected:
+        raise ValueError(
+            f"{os.fspath(path)}: the source of protocol {name!r} changed since the indices were "
+            f"saved ({expected[0]} items then, {len(source)} now; label fingerprint "
+            f"{expected[1][:12]} then, {_fingerprint(source)[:12]} now)."
+        )
+    splits = {split: saved[f"{split}_indices"] for split in sources.SPLIT_NAMES}
+    _check_splits(name, splits, len(source))
+    splits = {split: indices.astype(np.int64) for split, indices in splits.items()}
+    return _assemble(name, int(saved["seed"]), overrides, source, splits)

@@ -1,0 +1,187 @@
+"""Tests for dlhash_jax/data/sources.py: embedded digits, mosaics, tfds (mocked) and .npz files."""
+
+import re
+
+import numpy as np
+import pytest
+import tensorflow_datasets as tfds
+from sklearn import datasets as sklearn_datasets
+
+from dlhash_jax.data import protocols
+from dlhash_jax.data import sources
+
+DIGITS = sklearn_datasets.load_digits()
+
+
+def _mock(num_examples):
+    return tfds.testing.mock_data(
+        num_examples=num_examples, policy=tfds.testing.MockPolicy.USE_CODE
+    )
+
+
+def test_load_digits_matches_sklearn():
+    source = sources.load_digits()
+    assert source.inputs.dtype == np.float32 and source.inputs.shape == (1797, 8, 8, 1)
+    np.testing.assert_array_equal(source.inputs[..., 0], (DIGITS.images / 16).astype(np.float32))
+    assert source.inputs.min() == 0.0 and source.inputs.max() == 1.0
+    np.testing.assert_array_equal(source.labels, np.eye(10, dtype=np.float32)[DIGITS.target])
+    assert source.fixed_splits == {}
+
+
+def test_digits_mosaic_tiles_labels_and_determinism():
+    inputs, labels, tiles = sources.digits_mosaic(40, seed=3)
+    assert inputs.shape == (40, 16, 16, 1) and inputs.dtype == np.float32
+    assert labels.shape == (40, 10) and labels.dtype == np.float32
+    filled_counts = set()
+    for i in range(40):
+        expected_labels = set()
+        for t in range(4):
+            row, col = divmod(t, 2)
+            tile = inputs[i, 8 * row : 8 * row + 8, 8 * col : 8 * col + 8, 0]
+            if tiles[i, t] < 0:
+                np.testing.assert_array_equal(tile, np.zeros((8, 8)))
+            else:
+                np.testing.assert_allclose(tile, DIGITS.images[tiles[i, t]] / 16, rtol=1e-6)
+                expected_labels.add(int(DIGITS.target[tiles[i, t]]))
+        filled_counts.add(int((tiles[i] >= 0).sum()))
+        assert set(np.flatnonzero(labels[i])) == expected_labels
+    assert filled_counts == {1, 2, 3, 4}
+    again = sources.digits_mosaic(40, seed=3)
+    np.testing.assert_array_equal(again[2], tiles)
+    assert not np.array_equal(sources.digits_mosaic(40, seed=4)[2], tiles)
+
+
+@pytest.mark.parametrize("bad", [0, -3, 2.5, True])
+def test_digits_mosaic_refuses_bad_size(bad):
+    message = re.escape(f"num_items must be a positive integer, got {bad!r}")
+    with pytest.raises(ValueError, match=message):
+        sources.digits_mosaic(bad, seed=0)
+
+
+def test_mnist_protocol_under_mock_data(tmp_path):
+    with _mock(100):
+        data = protocols.load_protocol(
+            "mnist", data_dir=tmp_path, query_size=20, train_size=30, validation_size=10
+        )
+        train_items = tfds.data_source("mnist", split="train", data_dir=tmp_path, download=False)
+        test_items = tfds.data_source("mnist", split="test", data_dir=tmp_path, download=False)
+        # Pooled order: tfds train items 0..99, then test items as 100..199.
+        pooled = [train_items[i] for i in range(100)] + [test_items[i] for i in range(100)]
+    assert data.sizes == {"query": 20, "train": 30, "validation": 10, "database": 180}
+    assert data.input_shape == (28, 28, 1) and data.num_classes == 10
+    for split in (data.query, data.database):
+        assert split.inputs.dtype == np.float32 and split.labels.dtype == np.float32
+    for row, source_index in enumerate(data.query.indices):
+        example = pooled[source_index]
+        np.testing.assert_allclose(data.query.inputs[row], example["image"] / 255.0, rtol=1e-6)
+        expected = np.zeros(10, np.float32)
+        expected[int(example["label"])] = 1.0
+        np.testing.assert_array_equal(data.query.labels[row], expected)
+    np.testing.assert_array_equal(data.query.labels.sum(axis=0), np.full(10, 2.0))
+    np.testing.assert_array_equal(data.train.labels.sum(axis=0), np.full(10, 3.0))
+
+
+def test_voc2007_protocol_under_mock_data(tmp_path):
+    with _mock(12):
+        data = protocols.load_protocol(
+            "voc2007", data_dir=tmp_path, image_size=8, validation_size=4
+        )
+        test_items = tfds.data_source("voc/2007", split="test", data_dir=tmp_path, download=False)
+        test_examples = [test_items[i] for i in range(12)]
+    # Pooled order train (0..11), validation (12..23), test (24..35); query = test.
+    np.testing.assert_array_equal(data.query.indices, np.arange(24, 36))
+    np.testing.assert_array_equal(data.database.indices, np.arange(24))
+    assert data.sizes == {"query": 12, "train": 20, "validation": 4, "database": 24}
+    assert data.input_shape == (8, 8, 3) and data.num_classes == 20
+    assert data.query.inputs.dtype == np.float32
+    assert 0.0 <= data.query.inputs.min() and data.query.inputs.max() <= 1.0
+    for row, example in enumerate(test_examples):
+        assert set(np.flatnonzero(data.query.labels[row])) == set(example["labels"].tolist())
+
+
+@pytest.mark.parametrize(
+    "name, input_shape, num_classes",
+    [
+        ("fashion_mnist", (28, 28, 1), 10),
+        ("cifar10", (32, 32, 3), 10),
+        ("cifar100", (32, 32, 3), 100),
+    ],
+)
+def test_other_tfds_sources_under_mock_data(tmp_path, name, input_shape, num_classes):
+    with _mock(3):
+        source = protocols.PROTOCOLS[name].load(tmp_path)
+    assert source.inputs.shape == (6, *input_shape) and source.inputs.dtype == np.float32
+    assert source.labels.shape == (6, num_classes)
+    np.testing.assert_array_equal(source.labels.sum(axis=1), np.ones(6))
+
+
+def test_unprepared_tfds_dataset_says_how_to_prepare(tmp_path):
+    with pytest.raises(FileNotFoundError) as info:
+        protocols.load_protocol("cifar10", data_dir=tmp_path)
+    message = str(info.value)
+    assert "'cifar10' is not prepared" in message
+    assert str(tmp_path) in message
+    assert f"tfds build cifar10 --data_dir={tmp_path} --file_format=array_record" in message
+    assert "pip install tensorflow importlib_resources" in message
+
+
+def _write(path, **arrays):
+    np.savez(path, **arrays)
+    return path
+
+
+def test_load_features_single_and_multi_label(tmp_path):
+    x = np.arange(12, dtype=np.float64).reshape(4, 3)
+    source = sources.load_features(
+        _write(tmp_path / "a.npz", x=x, y=np.array([2, 0, 2, 1]), num_classes=np.int64(4))
+    )
+    assert source.inputs.dtype == np.float32
+    np.testing.assert_array_equal(source.inputs, x)
+    np.testing.assert_array_equal(
+        source.labels, [[0, 0, 1, 0], [1, 0, 0, 0], [0, 0, 1, 0], [0, 1, 0, 0]]
+    )
+    multi = np.array([[1, 0, 1], [0, 0, 0], [1, 1, 1], [0, 1, 0]], np.uint8)
+    source = sources.load_features(
+        _write(tmp_path / "b.npz", x=x, y=multi, query_indices=np.array([3, 1]))
+    )
+    np.testing.assert_array_equal(source.labels, multi)
+    np.testing.assert_array_equal(source.fixed_splits["query"], [3, 1])
+
+
+_X = np.ones((3, 2))
+_Y = np.zeros(3, int)
+
+
+@pytest.mark.parametrize(
+    "arrays, message",
+    [
+        ({"x": _X}, r"missing required keys \['y'\]"),
+        ({"x": _X, "y": _Y, "labels": np.ones(3)}, r"unknown keys \['labels'\]"),
+        (
+            {"x": np.array([[0.0, np.nan], [1.0, 1.0]]), "y": np.zeros(2, int)},
+            r"1 non-finite values .* index \(0, 1\)",
+        ),
+        ({"x": _X, "y": np.array([0, 1, -1])}, "negative class id -1"),
+        (
+            {"x": _X, "y": np.array([0, 1, 5]), "num_classes": np.int64(3)},
+            r"class id 5, out of range for num_classes=3",
+        ),
+        ({"x": _X, "y": np.array([[0, 2], [1, 0], [0, 1]])}, "only 0 and 1"),
+        ({"x": _X, "y": np.array([0.0, 1.0, 1.0])}, "integer class ids"),
+        ({"x": _X, "y": np.zeros(4, int)}, r"same number of items .* \(3, 2\) and \(4,\)"),
+        ({"x": np.ones(3), "y": _Y}, r"numeric \[N, \.\.\.\] array .* shape \(3,\)"),
+        ({"x": _X, "y": _Y, "query_indices": np.array([0, 3])}, r"outside \[0, 3\)"),
+        ({"x": _X, "y": _Y, "train_indices": np.array([0])}, "without 'query_indices'"),
+    ],
+)
+def test_load_features_refuses_bad_files(tmp_path, arrays, message):
+    path = _write(tmp_path / "bad.npz", **arrays)
+    with pytest.raises(ValueError, match=message):
+        sources.load_features(path)
+
+
+def test_load_features_refuses_pickled_object_arrays(tmp_path):
+    objects = np.array([{"a": 1}, None], dtype=object)
+    path = _write(tmp_path / "pickled.npz", x=np.ones((2, 2)), y=objects)
+    with pytest.raises(ValueError, match="not object arrays"):
+        sources.load_features(path)
