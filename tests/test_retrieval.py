@@ -1,0 +1,299 @@
+"""Tests for dlhash_jax.retrieval against brute force computed with NumPy from ±1 dot products."""
+
+import doctest
+
+import numpy as np
+import pytest
+
+from dlhash_jax import retrieval
+from dlhash_jax.retrieval import HammingIndex, hamming_topk, radius_search
+
+PATHS = ("host", "device")
+
+
+def tied_codes(rng, n, num_bits, num_bases=6, flip=0.05):
+    """±1 codes drawn around a few base codes, so many distances tie (and some rows repeat)."""
+    bases = rng.choice(np.array([-1, 1]), size=(num_bases, num_bits))
+    codes = bases[rng.integers(num_bases, size=n)]
+    return np.where(rng.random((n, num_bits)) < flip, -codes, codes)
+
+
+def brute_distances(query_codes, db_codes):
+    num_bits = query_codes.shape[1]
+    return (num_bits - query_codes.astype(np.int64) @ db_codes.T.astype(np.int64)) // 2
+
+
+def brute_topk(query_codes, db_codes, k):
+    dist = brute_distances(query_codes, db_codes)
+    order = np.argsort(dist, axis=1, kind="stable")[:, :k]
+    return np.take_along_axis(dist, order, axis=1), order
+
+
+def brute_radius(query_codes, db_codes, radius):
+    """Naive loops: every (query, item) pair within the radius, sorted by (distance, index)."""
+    dist = brute_distances(query_codes, db_codes)
+    result = []
+    for row in dist:
+        hits = sorted((int(d), j) for j, d in enumerate(row) if d <= radius)
+        result.append(([d for d, _ in hits], [j for _, j in hits]))
+    return result
+
+
+@pytest.fixture(scope="module")
+def data():
+    rng = np.random.default_rng(0)
+    return {bits: (tied_codes(rng, 23, bits), tied_codes(rng, 97, bits)) for bits in (8, 33, 64)}
+
+
+@pytest.mark.parametrize("num_bits", [8, 33, 64])
+@pytest.mark.parametrize("path", PATHS)
+def test_topk_equals_stable_argsort(data, num_bits, path):
+    query_codes, db_codes = data[num_bits]
+    for k in (1, 10, 97):
+        dist, idx = hamming_topk(query_codes, db_codes, k, _path=path)
+        ref_dist, ref_idx = brute_topk(query_codes, db_codes, k)
+        assert dist.shape == idx.shape == (23, k)
+        assert dist.dtype == np.int32 and idx.dtype == np.int64
+        np.testing.assert_array_equal(idx, ref_idx)
+        np.testing.assert_array_equal(dist, ref_dist)
+
+
+def test_ties_break_by_database_index():
+    db = np.array([[1, 1, 1, 1], [-1, 1, 1, 1], [1, 1, 1, -1], [1, 1, 1, 1], [1, -1, 1, 1]])
+    query = np.array([[1, 1, 1, 1]])
+    for path in PATHS:
+        dist, idx = hamming_topk(query, db, 4, _path=path)
+        assert dist.tolist() == [[0, 0, 1, 1]]
+        assert idx.tolist() == [[0, 3, 1, 2]]
+
+
+@pytest.mark.parametrize("path", PATHS)
+def test_chunk_sizes_do_not_change_results(data, path):
+    query_codes, db_codes = data[33]
+    ref_dist, ref_idx = brute_topk(query_codes, db_codes, 40)
+    # Sizes that do not divide Q = 23 or N = 97, chunks smaller than k, and one item per chunk.
+    for chunk_size, db_chunk_size in ((5, 13), (23, 1), (1, 97), (7, 64)):
+        dist, idx = hamming_topk(
+            query_codes, db_codes, 40, chunk_size=chunk_size, db_chunk_size=db_chunk_size,
+            _path=path,
+        )
+        np.testing.assert_array_equal(idx, ref_idx, err_msg=f"{chunk_size}, {db_chunk_size}")
+        np.testing.assert_array_equal(dist, ref_dist)
+
+
+def test_host_and_device_paths_identical_on_wide_codes():
+    # 300 bits: distances no longer fit uint8, which switches the host path to int16 keys.
+    rng = np.random.default_rng(1)
+    query_codes, db_codes = tied_codes(rng, 9, 300), tied_codes(rng, 61, 300)
+    results = [
+        hamming_topk(query_codes, db_codes, 25, chunk_size=4, db_chunk_size=20, _path=path)
+        for path in PATHS
+    ]
+    np.testing.assert_array_equal(results[0][0], results[1][0])
+    np.testing.assert_array_equal(results[0][1], results[1][1])
+    np.testing.assert_array_equal(results[0][1], brute_topk(query_codes, db_codes, 25)[1])
+
+
+def test_radius_search_equals_brute_force(data):
+    query_codes, db_codes = data[33]
+    for radius, chunks in ((0, (23, 97)), (3, (5, 13)), (8, (7, 64)), (40, (23, 30))):
+        found = radius_search(
+            query_codes, db_codes, radius, chunk_size=chunks[0], db_chunk_size=chunks[1]
+        )
+        expected = brute_radius(query_codes, db_codes, radius)
+        assert len(found) == 23
+        for (dist, idx), (ref_dist, ref_idx) in zip(found, expected):
+            assert dist.dtype == np.int32 and idx.dtype == np.int64
+            assert dist.tolist() == ref_dist and idx.tolist() == ref_idx
+    # Radius 0 finds exact copies only: duplicated rows are found, the other queries find nothing.
+    queries = np.concatenate([db_codes[[5, 60]], -db_codes[:1]])
+    found = radius_search(queries, db_codes, 0)
+    expected = brute_radius(queries, db_codes, 0)
+    assert [idx.tolist() for _, idx in found] == [idx for _, idx in expected]
+    assert 5 in found[0][1] and 60 in found[1][1] and len(found[2][1]) == 0
+
+
+def make_index_data(rng, n=50, num_bits=33, num_classes=4):
+    codes = tied_codes(rng, n, num_bits)
+    labels = (rng.random((n, num_classes)) < 0.4).astype(np.float32)
+    ids = rng.permutation(1000)[:n]
+    return codes, ids, labels
+
+
+def test_index_add_in_parts_equals_one_call_and_matches_functions():
+    rng = np.random.default_rng(2)
+    codes, ids, labels = make_index_data(rng)
+    queries = tied_codes(rng, 6, 33)
+    whole = HammingIndex(33)
+    whole.add(codes, ids=ids, labels=labels)
+    parts = HammingIndex(33)
+    for part in np.split(np.arange(50), [7, 20, 20, 49]):
+        parts.add(codes[part], ids=ids[part], labels=labels[part])
+    assert len(whole) == len(parts) == 50
+    np.testing.assert_array_equal(parts.packed_codes, whole.packed_codes)
+    np.testing.assert_array_equal(parts.ids, ids)
+    np.testing.assert_array_equal(parts.labels, labels)
+    np.testing.assert_array_equal(parts.codes(), codes)
+
+    dist, found_ids = parts.search(queries, 12, chunk_size=4, db_chunk_size=16)
+    ref_dist, ref_idx = brute_topk(queries, codes, 12)
+    np.testing.assert_array_equal(dist, ref_dist)
+    np.testing.assert_array_equal(found_ids, ids[ref_idx])
+
+    for (dist, found), (ref_dist, ref_idx) in zip(
+        parts.range_search(queries, 5), brute_radius(queries, codes, 5)
+    ):
+        assert dist.tolist() == ref_dist
+        assert found.tolist() == ids[ref_idx].tolist()
+
+
+def test_index_default_ids_are_running_positions():
+    rng = np.random.default_rng(3)
+    codes = tied_codes(rng, 10, 8)
+    index = HammingIndex(8)
+    index.add(codes[:4])
+    index.add(codes[4:])
+    np.testing.assert_array_equal(index.ids, np.arange(10))
+    assert index.labels is None
+
+
+@pytest.mark.parametrize("with_labels", [True, False])
+def test_index_save_load_round_trip(tmp_path, with_labels):
+    rng = np.random.default_rng(4)
+    codes, ids, labels = make_index_data(rng)
+    index = HammingIndex(33)
+    index.add(codes, ids=ids, labels=labels if with_labels else None)
+    path = tmp_path / "index.npz"
+    index.save(path)
+    with np.load(path, allow_pickle=False) as archive:
+        assert archive["packed_codes"].dtype == np.uint32
+    loaded = HammingIndex.load(path)
+    assert loaded.num_bits == 33 and len(loaded) == 50
+    np.testing.assert_array_equal(loaded.packed_codes, index.packed_codes)
+    np.testing.assert_array_equal(loaded.ids, ids)
+    if with_labels:
+        np.testing.assert_array_equal(loaded.labels, labels)
+    else:
+        assert loaded.labels is None
+    queries = codes[:5]
+    np.testing.assert_array_equal(loaded.search(queries, 7)[1], index.search(queries, 7)[1])
+
+
+def write_archive(path, **arrays):
+    with open(path, "wb") as f:
+        np.savez(f, **arrays)
+    return path
+
+
+def valid_arrays():
+    index = HammingIndex(33)
+    index.add(np.ones((3, 33)))
+    return {
+        "format_version": np.asarray(1),
+        "num_bits": np.asarray(33),
+        "packed_codes": index.packed_codes.copy(),
+        "ids": index.ids.copy(),
+    }
+
+
+def test_load_refuses_foreign_and_corrupt_files(tmp_path):
+    garbage = tmp_path / "garbage.npz"
+    garbage.write_bytes(b"definitely not a zip archive")
+    with pytest.raises(ValueError, match="not a readable HammingIndex file"):
+        HammingIndex.load(garbage)
+
+    single = tmp_path / "single.npy"
+    np.save(single, np.zeros(3))
+    with pytest.raises(ValueError, match="single .npy array"):
+        HammingIndex.load(single)
+
+    pickled = write_archive(tmp_path / "pickled.npz", x=np.array([{"a": 1}], dtype=object))
+    with pytest.raises(ValueError, match="not a readable HammingIndex file"):
+        HammingIndex.load(pickled)
+
+    foreign = write_archive(tmp_path / "foreign.npz", weights=np.zeros(3))
+    with pytest.raises(ValueError, match="not a HammingIndex file: expected keys"):
+        HammingIndex.load(foreign)
+
+    corruptions = {
+        "format_version": ("format_version", np.asarray(2)),
+        "num_bits must be an integer": ("num_bits", np.asarray(33.0)),
+        "packed_codes must be uint32": ("packed_codes", np.zeros((3, 1), np.uint32)),
+        "bits set beyond bit 33": ("packed_codes", np.full((3, 2), 2**31, np.uint32)),
+        r"ids must be integer of shape \(3,\)": ("ids", np.arange(4)),
+        "labels must be numeric": ("labels", np.zeros((2, 4))),
+    }
+    for message, (key, value) in corruptions.items():
+        arrays = valid_arrays()
+        arrays[key] = value
+        path = write_archive(tmp_path / "corrupt.npz", **arrays)
+        with pytest.raises(ValueError, match="corrupt HammingIndex file: .*" + message):
+            HammingIndex.load(path)
+
+
+def test_bad_input_raises_named_errors():
+    rng = np.random.default_rng(5)
+    query_codes, db_codes = tied_codes(rng, 3, 8), tied_codes(rng, 10, 8)
+    with pytest.raises(ValueError, match="db_codes must hold only -1 and \\+1"):
+        hamming_topk(query_codes, (db_codes > 0).astype(np.float32), 2)
+    with pytest.raises(ValueError, match="query_codes must hold only -1 and \\+1"):
+        radius_search(0.5 * query_codes, db_codes, 1)
+    with pytest.raises(ValueError, match=r"same number of bits.*\(3, 8\) and \(10, 9\)"):
+        hamming_topk(query_codes, tied_codes(rng, 10, 9), 2)
+    with pytest.raises(ValueError, match="same number of bits"):
+        radius_search(query_codes, tied_codes(rng, 10, 9), 1)
+    with pytest.raises(ValueError, match=r"k must be in \[1, database size = 10\], got k = 11"):
+        hamming_topk(query_codes, db_codes, 11)
+    for k in (0, -3):
+        with pytest.raises(ValueError, match="k must be in"):
+            hamming_topk(query_codes, db_codes, k)
+    with pytest.raises(ValueError, match="k must be an integer"):
+        hamming_topk(query_codes, db_codes, 2.0)
+    with pytest.raises(ValueError, match=r"query_codes is empty \(shape \(0, 8\)\)"):
+        hamming_topk(np.zeros((0, 8)), db_codes, 2)
+    with pytest.raises(ValueError, match="db_codes is empty"):
+        radius_search(query_codes, np.zeros((0, 8)), 2)
+    with pytest.raises(ValueError, match="radius must be a non-negative integer, got -1"):
+        radius_search(query_codes, db_codes, -1)
+    with pytest.raises(ValueError, match="chunk_size must be a positive integer, got 0"):
+        hamming_topk(query_codes, db_codes, 2, chunk_size=0)
+    with pytest.raises(ValueError, match="must be a 2-D"):
+        hamming_topk(query_codes[0], db_codes, 2)
+
+
+def test_index_bad_input_raises_named_errors():
+    rng = np.random.default_rng(6)
+    codes = tied_codes(rng, 6, 8)
+    with pytest.raises(ValueError, match="num_bits must be a positive integer"):
+        HammingIndex(0)
+    index = HammingIndex(8)
+    with pytest.raises(ValueError, match="the index is empty"):
+        index.search(codes, 1)
+    with pytest.raises(ValueError, match="codes must hold only -1 and \\+1"):
+        index.add(np.zeros((2, 8)))
+    with pytest.raises(ValueError, match=r"codes have 9 bits but the index holds 8-bit"):
+        index.add(tied_codes(rng, 2, 9))
+    with pytest.raises(ValueError, match=r"ids must be an integer array of shape \(6,\)"):
+        index.add(codes, ids=np.arange(5))
+    with pytest.raises(ValueError, match=r"labels must have shape \[n, C\] with n = 6"):
+        index.add(codes, labels=np.zeros((5, 3)))
+    index.add(codes, labels=np.zeros((6, 3)))
+    with pytest.raises(ValueError, match="must be given labels of shape"):
+        index.add(codes)
+    with pytest.raises(ValueError, match="labels have 2 classes but the index stores 3"):
+        index.add(codes, labels=np.zeros((6, 2)))
+    with pytest.raises(ValueError, match=r"k must be in \[1, database size = 6\]"):
+        index.search(codes, 7)
+    with pytest.raises(ValueError, match="query_codes have 9 bits"):
+        index.range_search(tied_codes(rng, 2, 9), 1)
+    with pytest.raises(ValueError, match="radius must be a non-negative integer"):
+        index.range_search(codes, -2)
+    unlabelled = HammingIndex(8)
+    unlabelled.add(codes)
+    with pytest.raises(ValueError, match="added without labels"):
+        unlabelled.add(codes, labels=np.zeros((6, 3)))
+
+
+def test_docstring_examples():
+    failures, _ = doctest.testmod(retrieval, extraglobs={"np": np})
+    assert failures == 0
