@@ -5,5 +5,31 @@ returns a float scalar and works under ``jit``, ``vmap`` and ``grad``. One name 
 """
 
 # Code constraints, reconstruction, regularisers and graph terms (survey eq 1-13, 18).
+from dlhash_jax.losses._code_constraints import balance_loss
+from dlhash_jax.losses._code_constraints import decorrelation_loss
+from dlhash_jax.losses._code_constraints import hash_constraint_clipped
+from dlhash_jax.losses._code_constraints import hash_constraint_l1
+from dlhash_jax.losses._code_constraints import hash_constraint_l2
+from dlhash_jax.losses._code_constraints import quantization_loss
+from dlhash_jax.losses._code_constraints import variance_loss
+from dlhash_jax.losses._graph import kl_similarity_loss
+from dlhash_jax.losses._graph import laplacian_loss
+from dlhash_jax.losses._reconstruction import linear_decoder
+from dlhash_jax.losses._reconstruction import reconstruction_loss
+from dlhash_jax.losses._regularizers import kl_sparsity_loss
+from dlhash_jax.losses._regularizers import l1_sparsity_loss
+from dlhash_jax.losses._regularizers import weight_norm
 
 # Pairwise, ranking and classification terms (survey eq 14-17, 19-27).
+from dlhash_jax.losses._classification import hinge_softmax_loss
+from dlhash_jax.losses._classification import linear_classification_loss
+from dlhash_jax.losses._classification import multilabel_bce_loss
+from dlhash_jax.losses._classification import softmax_loss
+from dlhash_jax.losses._pairwise import between_within_loss
+from dlhash_jax.losses._pairwise import contrastive_loss
+from dlhash_jax.losses._pairwise import inner_product_loss
+from dlhash_jax.losses._pairwise import pairwise_likelihood_loss
+from dlhash_jax.losses._ranking import batch_triplet_loss
+from dlhash_jax.losses._ranking import ndcg_pair_weights
+from dlhash_jax.losses._ranking import ranking_loss
+from dlhash_jax.losses._ranking import triplet_loss
