@@ -1,0 +1,211 @@
+"""Evaluation: encode the query and database splits, compute every metric, write the report.
+
+:func:`evaluate_run` evaluates a trained run from its workdir (saved config, split indices and
+checkpoint) and writes ``WORKDIR/eval/``:
+
+- ``metrics.json``: the output of :func:`dlhash_jax.metrics.evaluate_codes` (``map`` over the whole
+  database, ``map_at_{K}``, ``precision_within_radius_{r}``, ``ndcg_at_{p}``, ... and the curves),
+  the evaluation switches used (``ties``, ``normalize``, ``zero_relevant``) and which checkpoint
+  was evaluated;
+- ``pr_curve.png``: precision against recall of Hamming-ball retrieval, radius 0 to L;
+- ``precision_at_k.png``: precision of the top K against K;
+- ``report.md``: the run, a table of the scalar metrics, the switches, and both plots.
+
+The lower-level :func:`evaluate_model` and :func:`write_report` serve notebooks and custom loops.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+from matplotlib.figure import Figure
+
+from dlhash_jax import metrics as metrics_lib
+from dlhash_jax import models
+from dlhash_jax import train
+
+EVAL_DIR = "eval"
+METRICS_JSON = "metrics.json"
+REPORT_MD = "report.md"
+PR_CURVE_PNG = "pr_curve.png"
+PRECISION_AT_K_PNG = "precision_at_k.png"
+
+_SWITCHES = ("ties", "normalize", "zero_relevant")
+
+
+def evaluate_model(
+    apply_fn, variables, data, *, evaluation: Mapping[str, Any]
+) -> dict[str, Any]:
+    """Encodes ``data.query`` and ``data.database`` and computes every retrieval metric.
+
+    Args:
+      apply_fn: the model's ``apply`` (returns a dict with ``"pre"``); codes are ``sign(pre)``.
+      variables: the model variables.
+      data: a ``RetrievalData`` (``query`` and ``database`` splits).
+      evaluation: the ``evaluation`` block of a run config: ``topk``, ``ndcg_k``, ``radius``,
+        ``ties``, ``normalize``, ``zero_relevant``, ``batch_size``.
+
+    Returns:
+      The dict of :func:`dlhash_jax.metrics.evaluate_codes`. ``ndcg_k`` is capped at the
+      database size, so a small database still gets its NDCG.
+    """
+    batch_size = evaluation["batch_size"]
+    query_codes = models.encode(apply_fn, variables, data.query.inputs, batch_size=batch_size)
+    db_codes = models.encode(apply_fn, variables, data.database.inputs, batch_size=batch_size)
+    return metrics_lib.evaluate_codes(
+        query_codes,
+        db_codes,
+        data.query.labels,
+        data.database.labels,
+        topk=tuple(evaluation["topk"]),
+        ndcg_k=min(evaluation["ndcg_k"], db_codes.shape[0]),
+        radius=evaluation["radius"],
+        ties=evaluation["ties"],
+        normalize=evaluation["normalize"],
+        zero_relevant=evaluation["zero_relevant"],
+    )
+
+
+def _scalar_rows(results: Mapping[str, Any]) -> list[tuple[str, float]]:
+    return [
+        (key, float(value))
+        for key, value in results.items()
+        if isinstance(value, (int, float, np.floating)) and not isinstance(value, bool)
+        and key not in ("step", "bits")
+    ]
+
+
+def _plot_pr_curve(results: Mapping[str, Any], path: str, title: str) -> None:
+    curve = results["pr_curve_radius"]
+    fig = Figure(figsize=(5, 4), dpi=100)
+    ax = fig.subplots()
+    ax.plot(curve["recall"], curve["precision"], marker="o", markersize=3)
+    for radius, recall, precision in zip(curve["radius"], curve["recall"], curve["precision"]):
+        if radius in (0, 2):
+            ax.annotate(f"r={radius}", (recall, precision), fontsize=8, xytext=(-4, -12),
+                        textcoords="offset points")
+    ax.set(xlabel="recall", ylabel="precision", xlim=(0, 1.02), ylim=(0, 1.02),
+           title=f"{title}: precision-recall by Hamming radius")
+    ax.title.set_fontsize(10)
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path)
+
+
+def _plot_precision_at_k(results: Mapping[str, Any], path: str, title: str) -> None:
+    curve = results["precision_at_k_curve"]
+    fig = Figure(figsize=(5, 4), dpi=100)
+    ax = fig.subplots()
+    ax.plot(curve["k"], curve["precision"], marker="o", markersize=3)
+    ax.set(xlabel="K (number of retrieved items)", ylabel="precision@K", ylim=(0, 1.02),
+           title=f"{title}: precision of the top K")
+    ax.title.set_fontsize(10)
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path)
+
+
+def write_report(
+    results: Mapping[str, Any],
+    out_dir: str,
+    *,
+    title: str,
+    plot_title: str | None = None,
+    details: Mapping[str, Any] = (),
+) -> str:
+    """Writes ``metrics.json``, ``pr_curve.png``, ``precision_at_k.png`` and ``report.md``.
+
+    Args:
+      results: a dict from :func:`evaluate_model` (or ``metrics.evaluate_codes``), possibly with
+        extra JSON-ready entries.
+      out_dir: directory to write into (created if needed).
+      title: heading of the report.
+      plot_title: short name on the plots (default ``title``).
+      details: ``name -> value`` lines describing the run (method, protocol, checkpoint, ...).
+
+    Returns:
+      The path of ``report.md``.
+    """
+    os.makedirs(out_dir, exist_ok=True)
+    with open(os.path.join(out_dir, METRICS_JSON), "w") as f:
+        json.dump(dict(results), f, indent=2, sort_keys=True)
+    plot_title = plot_title or title
+    _plot_pr_curve(results, os.path.join(out_dir, PR_CURVE_PNG), plot_title)
+    _plot_precision_at_k(results, os.path.join(out_dir, PRECISION_AT_K_PNG), plot_title)
+    lines = [f"# {title}", ""]
+    for name, value in dict(details).items():
+        lines.append(f"- {name}: {value}")
+    lines.append(
+        "- evaluation switches: "
+        + ", ".join(f"`{name}={results[name]}`" for name in _SWITCHES if name in results)
+    )
+    lines += ["", "| metric | value |", "|---|---|"]
+    lines += [f"| {name} | {value:.4f} |" for name, value in _scalar_rows(results)]
+    lines += [
+        "",
+        "`map` ranks the whole database; `map_at_K` the top K. Relevance: at least one shared "
+        "label.",
+        "",
+        f"![precision-recall by Hamming radius]({PR_CURVE_PNG})",
+        "",
+        f"![precision at K]({PRECISION_AT_K_PNG})",
+        "",
+    ]
+    report = os.path.join(out_dir, REPORT_MD)
+    with open(report, "w") as f:
+        f.write("\n".join(lines))
+    return report
+
+
+def evaluate_run(
+    workdir: str, *, run: train.Run | None = None, checkpoint: str | None = None
+) -> dict[str, Any]:
+    """Evaluates a trained run on its query and database splits and writes ``WORKDIR/eval/``.
+
+    Args:
+      workdir: the run's workdir (with ``config.json``, ``split_indices.npz`` and checkpoints).
+      run: the run's :class:`dlhash_jax.train.Run` when it is at hand (saves reloading the data);
+        otherwise it is rebuilt from the saved config and split indices.
+      checkpoint: ``"best"`` or ``"last"``; defaults to the config's ``evaluation.checkpoint``.
+        ``"best"`` falls back to the last checkpoint when the run did no validation.
+
+    Returns:
+      The metrics (as written to ``metrics.json``), plus ``method``, ``protocol``, ``bits``,
+      ``checkpoint`` (which one was evaluated), ``step`` and ``report`` (path of ``report.md``).
+
+    Raises:
+      FileNotFoundError: if the workdir has no config or no checkpoint.
+    """
+    if run is None:
+        config_path = os.path.join(workdir, train.CONFIG_FILE)
+        if not os.path.exists(config_path):
+            raise FileNotFoundError(f"{config_path} not found: {workdir} is not a training run.")
+        run = train.setup_run(train.load_config(workdir), workdir=workdir)
+    config = run.config
+    which = checkpoint or config.evaluation.checkpoint
+    variables, step, evaluated = train.restore_variables(workdir, run, which=which)
+    results = evaluate_model(run.model.apply, variables, run.data, evaluation=config.evaluation)
+    results.update(
+        method=config.method, protocol=config.protocol, bits=config.bits, checkpoint=evaluated,
+        step=int(step),
+    )
+    title = f"{run.recipe.title} ({config.method.upper()}), {config.bits} bits on {config.protocol}"
+    details = {
+        "method": f"{config.method}: {run.recipe.citation}",
+        "protocol": f"{config.protocol}, seed {config.seed}, "
+        + ", ".join(f"{name} {size}" for name, size in run.data.sizes.items()),
+        "checkpoint": f"{evaluated} (step {step} of {run.num_steps})",
+        "workdir": os.path.abspath(workdir),
+    }
+    report = write_report(
+        results,
+        os.path.join(workdir, EVAL_DIR),
+        title=title,
+        plot_title=f"{config.method.upper()} {config.bits} bits",
+        details=details,
+    )
+    return {**results, "report": report}

@@ -1,0 +1,96 @@
+"""Tests of experiments/configs and the experiments/ entry points (run as subprocesses)."""
+
+import os
+import subprocess
+import sys
+
+import pytest
+
+from dlhash_jax import methods
+from dlhash_jax import train
+
+REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+EXPERIMENTS = os.path.join(REPO_ROOT, "experiments")
+sys.path.insert(0, EXPERIMENTS)
+
+from configs import base  # noqa: E402  (experiments/ is not a package)
+from configs import dpsh  # noqa: E402
+from configs import dsh  # noqa: E402
+
+
+@pytest.mark.parametrize("module, method", [(dpsh, "dpsh"), (dsh, "dsh")])
+def test_method_config_defaults(module, method):
+    config = module.get_config()
+    assert (config.method, config.protocol, config.bits) == (method, "digits", 32)
+    assert config.hparams.to_dict() == dict(methods.get_recipe(method).default_hparams)
+    assert config.model.backbone == "mlp" and config.num_epochs == 200
+    assert train.validate_config(config) is methods.get_recipe(method)
+
+
+def test_argument_sets_protocol_and_fields():
+    config = dsh.get_config("mnist,bits=64,seed=3,parallel=shard_map")
+    assert (config.protocol, config.bits, config.seed, config.parallel) == (
+        "mnist", 64, 3, "shard_map")
+    assert config.model.backbone == "convnet"
+    assert base.parse_argument("digits") == ("digits", {})
+    assert base.parse_argument(None) == ("digits", {})
+
+
+@pytest.mark.parametrize(
+    "argument, message",
+    [
+        ("digits,bits", r"part 'bits' is not key=value"),
+        ("digits,lr=0.1", r"field 'lr' is not one of .*set other fields with --config.lr=\.\.\."),
+        (",bits=8", r"names no protocol"),
+    ],
+)
+def test_bad_argument_is_refused(argument, message):
+    with pytest.raises(ValueError, match=message):
+        dpsh.get_config(argument)
+
+
+@pytest.mark.parametrize("name", ["dpsh", "dsh"])
+def test_config_docstring_holds_command_and_expectations(name):
+    doc = {"dpsh": dpsh, "dsh": dsh}[name].__doc__
+    assert f"--config=experiments/configs/{name}.py:digits,bits=32" in doc
+    assert f"--workdir=runs/{name}_digits_32" in doc
+    assert "mAP" in doc and " s " in doc
+
+
+def _run(script, *args):
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join([REPO_ROOT, env.get("PYTHONPATH", "")])
+    return subprocess.run(
+        [sys.executable, os.path.join(EXPERIMENTS, script), *args],
+        capture_output=True, text=True, timeout=300, env=env, cwd=REPO_ROOT, check=False,
+    )
+
+
+def test_cli_config_errors_fail_before_training(tmp_path):
+    workdir = tmp_path / "run"
+    unknown_protocol = _run(
+        "train.py", "--config=experiments/configs/dsh.py:digitz", f"--workdir={workdir}")
+    assert unknown_protocol.returncode == 1
+    assert "Unknown protocol 'digitz'" in unknown_protocol.stderr
+    assert "Did you mean 'digits'?" in unknown_protocol.stderr
+    typo = _run("train.py", "--config.optimizer.learning_rte=0.1", f"--workdir={workdir}")
+    assert typo.returncode != 0
+    assert 'Did you mean "learning_rate" instead of "learning_rte"?' in typo.stderr
+    assert not workdir.exists()
+
+
+def test_cli_trains_then_evaluates(tmp_path):
+    workdir = tmp_path / "run"
+    trained = _run(
+        "train.py", f"--workdir={workdir}", "--config.num_epochs=2", "--config.eval_every=0",
+        "--config.progress_bar=False", "--config.num_devices=1",
+    )
+    assert trained.returncode == 0, trained.stderr[-3000:]
+    lines = trained.stdout.strip().splitlines()
+    assert lines[-2].startswith("dpsh 32 bits on digits: mAP 0.")
+    assert "(whole database, last checkpoint, step 20)" in lines[-2]
+    assert lines[-1] == f"report: {workdir / 'eval' / 'report.md'}"
+    evaluated = _run("evaluate.py", f"--workdir={workdir}", "--checkpoint=last")
+    assert evaluated.returncode == 0, evaluated.stderr[-3000:]
+    assert evaluated.stdout.splitlines()[0] == lines[-2].split(": ", 1)[1].replace(
+        "whole database, ", "")

@@ -1,0 +1,142 @@
+"""Tests of dlhash_jax.evaluate: metrics of a model's codes, the report files, a whole run."""
+
+import dataclasses
+import json
+import os
+
+import jax
+import numpy as np
+import pytest
+import train_helpers
+
+from dlhash_jax import evaluate
+from dlhash_jax import models
+from dlhash_jax import train
+
+EVALUATION = dict(
+    topk=(5,), ndcg_k=100, radius=1, ties="index", normalize="retrieved", zero_relevant="zero",
+    batch_size=4,
+)
+
+
+@dataclasses.dataclass
+class _Split:
+    inputs: np.ndarray
+    labels: np.ndarray
+
+
+@dataclasses.dataclass
+class _Data:
+    query: _Split
+    database: _Split
+
+
+def _projection(variables, inputs, train):
+    del train
+    return {"pre": inputs @ variables["w"]}
+
+
+def _naive_map(query_codes, db_codes, query_labels, db_labels, topk=None):
+    """Hamming ranking with ties broken by database index; AP over the relevant items retrieved."""
+    aps = []
+    for q in range(query_codes.shape[0]):
+        distances = np.sum(query_codes[q] != db_codes, axis=1)
+        order = np.argsort(distances, kind="stable")[:topk]
+        relevant = (db_labels[order] @ query_labels[q]) > 0
+        hits = np.cumsum(relevant)
+        precisions = hits[relevant] / (np.flatnonzero(relevant) + 1)
+        aps.append(precisions.mean() if relevant.any() else 0.0)
+    return float(np.mean(aps))
+
+
+def _toy_data(rng):
+    query = _Split(rng.normal(size=(6, 5)).astype(np.float32),
+                   np.eye(3, dtype=np.float32)[rng.integers(0, 3, 6)])
+    database = _Split(rng.normal(size=(13, 5)).astype(np.float32),
+                      np.eye(3, dtype=np.float32)[rng.integers(0, 3, 13)])
+    return _Data(query, database)
+
+
+def test_evaluate_model_ranks_queries_against_database():
+    rng = np.random.default_rng(0)
+    data = _toy_data(rng)
+    variables = {"w": rng.normal(size=(5, 8)).astype(np.float32)}
+    results = evaluate.evaluate_model(_projection, variables, data, evaluation=EVALUATION)
+    query_codes = np.where(data.query.inputs @ variables["w"] >= 0, 1.0, -1.0)
+    db_codes = np.where(data.database.inputs @ variables["w"] >= 0, 1.0, -1.0)
+    labels = (query_codes, db_codes, data.query.labels, data.database.labels)
+    assert results["map"] == pytest.approx(_naive_map(*labels), abs=1e-9)
+    assert results["map_at_5"] == pytest.approx(_naive_map(*labels, topk=5), abs=1e-9)
+    # ndcg_k is capped at the 13 database items.
+    assert "ndcg_at_13" in results and "precision_within_radius_1" in results
+    assert (results["ties"], results["normalize"], results["zero_relevant"]) == (
+        "index", "retrieved", "zero")
+
+
+def test_write_report_writes_json_plots_and_markdown(tmp_path):
+    rng = np.random.default_rng(1)
+    data = _toy_data(rng)
+    results = evaluate.evaluate_model(
+        _projection, {"w": rng.normal(size=(5, 4)).astype(np.float32)}, data,
+        evaluation=EVALUATION,
+    )
+    report = evaluate.write_report(
+        results, str(tmp_path / "eval"), title="Toy run", details={"method": "toy"}
+    )
+    assert report == str(tmp_path / "eval" / "report.md")
+    with open(tmp_path / "eval" / "metrics.json") as f:
+        assert json.load(f) == json.loads(json.dumps(results))
+    for png in ("pr_curve.png", "precision_at_k.png"):
+        with open(tmp_path / "eval" / png, "rb") as f:
+            assert f.read(8) == b"\x89PNG\r\n\x1a\n"
+    text = open(report).read()
+    assert text.startswith("# Toy run\n")
+    assert "- method: toy" in text
+    assert f"| map | {results['map']:.4f} |" in text
+    assert "`ties=index`, `normalize=retrieved`, `zero_relevant=zero`" in text
+    assert "![precision-recall by Hamming radius](pr_curve.png)" in text
+    assert "![precision at K](precision_at_k.png)" in text
+
+
+@pytest.fixture(scope="module")
+def trained_run(tmp_path_factory):
+    workdir = str(tmp_path_factory.mktemp("run"))
+    config = train_helpers.tiny_config(num_epochs=2, checkpoint_every=10, eval_every=5)
+    result = train.fit(config, workdir)
+    return workdir, result
+
+
+def test_evaluate_run_scores_the_best_checkpoint(trained_run):
+    workdir, fit_result = trained_run
+    results = evaluate.evaluate_run(workdir)
+    assert results["checkpoint"] == "best" and results["step"] == fit_result.best_step
+    for key in ("map", "map_at_1000", "precision_within_radius_2", "ndcg_at_100", "ties",
+                "normalize", "zero_relevant"):
+        assert key in results, key
+    with open(os.path.join(workdir, "eval", "metrics.json")) as f:
+        assert json.load(f)["map"] == results["map"]
+    assert results["report"] == os.path.join(workdir, "eval", "report.md")
+    assert set(os.listdir(os.path.join(workdir, "eval"))) == {
+        "metrics.json", "report.md", "pr_curve.png", "precision_at_k.png"}
+
+    # Independent check of the whole chain: encode with the best variables, rank by hand.
+    run = fit_result.run
+    variables, step, which = train.restore_variables(workdir, run, which="best")
+    query_codes = models.encode(run.model.apply, variables, run.data.query.inputs)
+    db_codes = models.encode(run.model.apply, variables, run.data.database.inputs)
+    expected = _naive_map(query_codes, db_codes, run.data.query.labels, run.data.database.labels)
+    assert results["map"] == pytest.approx(expected, abs=1e-9)
+
+
+def test_evaluate_run_last_checkpoint_matches_final_state(trained_run):
+    workdir, fit_result = trained_run
+    results = evaluate.evaluate_run(workdir, checkpoint="last")
+    assert (results["checkpoint"], results["step"]) == ("last", 20)
+    run = fit_result.run
+    variables, _, _ = train.restore_variables(workdir, run, which="last")
+    jax.tree.map(np.testing.assert_array_equal, variables["params"], fit_result.state.params)
+
+
+def test_evaluate_run_needs_a_training_workdir(tmp_path):
+    with pytest.raises(FileNotFoundError, match="is not a training run"):
+        evaluate.evaluate_run(str(tmp_path))

@@ -1,0 +1,331 @@
+"""Tests of dlhash_jax.train: config checks, optimizer, the step, the loop, resume, NaN stop."""
+
+import dataclasses
+import json
+import os
+import select
+import signal
+import subprocess
+import sys
+import time
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+import pytest
+import train_helpers
+
+from dlhash_jax import methods
+from dlhash_jax import models
+from dlhash_jax import train
+
+TESTS_DIR = os.path.dirname(os.path.abspath(__file__))
+REPO_ROOT = os.path.dirname(TESTS_DIR)
+
+
+def _subprocess_env():
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join([REPO_ROOT, TESTS_DIR, env.get("PYTHONPATH", "")])
+    return env
+
+
+# --- config validation -------------------------------------------------------------------------
+
+
+def test_default_config_is_valid():
+    recipe = train.validate_config(train_helpers.tiny_config())
+    assert recipe is methods.RECIPES["dpsh"]
+
+
+@pytest.mark.parametrize(
+    "dotted, value, message",
+    [
+        ("method", "dpshh", r"Unknown method 'dpshh'; known methods: dpsh, dsh"),
+        ("protocol", "digitz", r"Unknown protocol 'digitz'.*Did you mean 'digits'\?"),
+        ("model.backbone", "vit", r"model.backbone must be one of"),
+        ("optimizer.name", "lion", r"optimizer.name must be one of"),
+        ("parallel", "pjit", r"parallel must be one of \('pmap', 'shard_map'\)"),
+        ("evaluation.ties", "first", r"evaluation.ties must be one of"),
+        ("batch_size", 0, r"config.batch_size must be a positive integer, got 0"),
+        ("num_devices", 9, r"num_devices=9 but only 4 local devices"),
+    ],
+)
+def test_validate_config_rejects_bad_values(dotted, value, message):
+    config = train_helpers.tiny_config(**{dotted: value})
+    with pytest.raises(ValueError, match=message):
+        train.validate_config(config)
+
+
+def test_validate_config_rejects_typo_fields_with_suggestion():
+    config = train_helpers.tiny_config()
+    config.optimizer.learning_rte = 0.1
+    with pytest.raises(ValueError, match=r"'optimizer.learning_rte' \(did you mean "
+                       r"'optimizer.learning_rate'\?\)"):
+        train.validate_config(config)
+    config = train_helpers.tiny_config()
+    config.num_epoch = 3
+    with pytest.raises(ValueError, match=r"'num_epoch' \(did you mean 'num_epochs'\?\)"):
+        train.validate_config(config)
+
+
+def test_validate_config_rejects_unknown_hparam_and_uneven_batch():
+    config = train_helpers.tiny_config()
+    config.hparams.etta = 1.0
+    with pytest.raises(ValueError, match=r"Unknown hyper-parameter\(s\) \['etta'\] for method "
+                       r"'dpsh'; its hyper-parameters are \['eta'\]"):
+        train.validate_config(config)
+    config = train_helpers.tiny_config(num_devices=4, batch_size=50)
+    with pytest.raises(ValueError, match=r"batch_size=50 must be divisible by the number of "
+                       r"devices \(4\)"):
+        train.validate_config(config)
+
+
+def test_config_error_fails_before_anything_is_written(tmp_path):
+    workdir = tmp_path / "run"
+    with pytest.raises(ValueError, match="Unknown method"):
+        train.fit(train_helpers.tiny_config(method="nope"), str(workdir))
+    assert not workdir.exists()
+
+
+# --- optimizer ---------------------------------------------------------------------------------
+
+
+def test_schedule_matches_closed_form():
+    opt = train.default_config().optimizer
+    opt.learning_rate = 0.2
+    opt.warmup_steps = 10
+    schedule = train.make_schedule(opt, num_steps=110)
+    for step in (0, 5, 10, 60, 110):
+        if step < 10:
+            expected = 0.2 * step / 10
+        else:
+            expected = 0.1 * (1 + np.cos(np.pi * (step - 10) / 100))
+        np.testing.assert_allclose(float(schedule(step)), expected, rtol=1e-5, atol=1e-7)
+    opt.schedule = "constant"
+    opt.warmup_steps = 0
+    assert float(train.make_schedule(opt, num_steps=5)(3)) == pytest.approx(0.2)
+
+
+def test_sgd_with_coupled_weight_decay_matches_hand_update():
+    opt = train.default_config().optimizer
+    opt.update(name="sgd", learning_rate=0.5, schedule="constant", momentum=0.0,
+               weight_decay=0.1)
+    tx = train.make_optimizer(opt, num_steps=10)
+    params = {"w": jnp.array([1.0, -2.0])}
+    grads = {"w": jnp.array([0.3, 0.4])}
+    updates, _ = tx.update(grads, tx.init(params), params)
+    new = optax.apply_updates(params, updates)
+    np.testing.assert_allclose(new["w"], [1.0 - 0.5 * (0.3 + 0.1), -2.0 - 0.5 * (0.4 - 0.2)])
+
+
+# --- the step ----------------------------------------------------------------------------------
+
+_TRACES = []
+
+
+def _toy_loss(outputs, batch, *, bank, step, hparams):
+    """mean_ij u_i·bank_j: its gradient in u is the same for every row, easy to write by hand."""
+    _TRACES.append(step)
+    u = outputs["relaxed"]
+    loss = hparams["scale"] * jnp.mean(u @ bank.outputs.T)
+    return loss, {"scaled": loss}
+
+
+_TOY_RECIPE = methods.Recipe(
+    name="toy",
+    title="toy",
+    citation="none",
+    make_model=lambda config, num_classes: methods.hash_network(config, relaxation="none"),
+    loss_fn=_toy_loss,
+    default_hparams={"scale": 2.0},
+    bank_output="relaxed",
+)
+
+
+def test_train_step_updates_bank_before_loss_and_applies_sgd():
+    rng = np.random.default_rng(0)
+    num_items, dim, bits, batch_size, lr = 6, 3, 2, 4, 0.1
+    split = types_split(rng.normal(size=(num_items, dim)), np.eye(2)[rng.integers(0, 2, num_items)])
+    config = train.default_config()
+    config.bits = bits
+    config.model.features = ()  # identity backbone: outputs are x W + b
+    model = _TOY_RECIPE.make_model(config, 2)
+    tx = optax.sgd(lr)
+    state = train.create_train_state(
+        model, tx, seed=0, sample_inputs=split.inputs[:batch_size], recipe=_TOY_RECIPE,
+        train_split=split,
+    )
+    kernel = np.asarray(state.params["head"]["hash"]["kernel"])
+    bias = np.asarray(state.params["head"]["hash"]["bias"])
+    np.testing.assert_allclose(state.bank.outputs, split.inputs @ kernel + bias, rtol=1e-5)
+
+    runner = train.ReplicatedStep(
+        train.make_step(_TOY_RECIPE, {"scale": 2.0}), parallel="pmap", devices=jax.devices()[:1]
+    )
+    placed = runner.put_state(jax.device_get(state))
+    index = np.array([4, 0, 2, 5], np.int32)
+    batch = {"inputs": split.inputs[index], "labels": split.labels[index], "index": index}
+    _TRACES.clear()
+    placed, step_metrics = runner(placed, runner.put_batch(batch))
+
+    # Reference: rows of the batch are replaced first, then every row's gradient is
+    # scale * mean_j bank_j / B, with the bank held constant.
+    u = batch["inputs"] @ kernel + bias
+    bank = split.inputs @ kernel + bias
+    bank[index] = u
+    expected_loss = 2.0 * np.mean(u @ bank.T)
+    grad_u = np.tile(2.0 * bank.sum(0) / (batch_size * num_items), (batch_size, 1))
+    new = runner.get(placed)
+    np.testing.assert_allclose(runner.get(step_metrics)["loss"], expected_loss, rtol=1e-5)
+    np.testing.assert_allclose(new.bank.outputs, bank, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(
+        new.params["head"]["hash"]["kernel"], kernel - lr * batch["inputs"].T @ grad_u,
+        rtol=1e-5, atol=1e-6,
+    )
+    np.testing.assert_allclose(
+        new.params["head"]["hash"]["bias"], bias - lr * grad_u.sum(0), rtol=1e-5, atol=1e-6
+    )
+    assert int(new.step) == 1
+
+    placed, _ = runner(placed, runner.put_batch(batch))
+    placed, _ = runner(placed, runner.put_batch(batch))
+    assert int(runner.get(placed.step)) == 3
+    assert len(_TRACES) == 1, "the step was traced again: it recompiles every call"
+
+
+@dataclasses.dataclass
+class _Split:
+    inputs: np.ndarray
+    labels: np.ndarray
+
+
+def types_split(inputs, labels):
+    return _Split(np.asarray(inputs, np.float32), np.asarray(labels, np.float32))
+
+
+# --- multi-device (separate process, 4 fake CPU devices) ---------------------------------------
+
+
+def test_pmap_and_shard_map_match_single_device():
+    proc = subprocess.run(
+        [sys.executable, os.path.join(TESTS_DIR, "multidevice_worker.py")],
+        capture_output=True, text=True, timeout=240, env=_subprocess_env(), check=False,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    report = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert report["initial_param_change"] > 1e-3  # the steps really moved the parameters
+    for path in ("shard_map_1", "pmap_4", "shard_map_4"):
+        result = report[path]
+        assert result["step"] == 4, (path, result)
+        assert result["param_diff"] < 1e-5, (path, result)
+        assert result["bank_diff"] < 1e-5, (path, result)
+        assert result["loss_diff"] < 1e-5, (path, result)
+        assert result["replica_bank_spread"] == 0.0, (path, result)
+    assert report["pmap_4"]["num_replicas"] == 4
+    assert report["shard_map_4"]["num_replicas"] == 4
+
+
+# --- the loop ----------------------------------------------------------------------------------
+
+
+def _params_equal(a, b):
+    jax.tree.map(np.testing.assert_array_equal, a, b)
+
+
+def _read_jsonl(path):
+    with open(path) as f:
+        return [json.loads(line) for line in f if line.strip()]
+
+
+def test_resume_after_sigkill_matches_uninterrupted_run(tmp_path):
+    config = train_helpers.tiny_config()
+    reference = train.fit(config, str(tmp_path / "reference"))
+
+    workdir = tmp_path / "killed"
+    log_path = tmp_path / "worker.log"
+    with open(log_path, "w") as log:
+        proc = subprocess.Popen(
+            [sys.executable, os.path.join(TESTS_DIR, "resume_worker.py"), str(workdir), "17"],
+            stdout=subprocess.PIPE, stderr=log, text=True, env=_subprocess_env(),
+        )
+    try:
+        # The worker prints PAUSED after step 17 and sleeps; the checkpoint of step 14 (mid-epoch)
+        # is written asynchronously, so wait until its directory is committed too.
+        deadline = time.time() + 120
+        ready, _, _ = select.select([proc.stdout], [], [], deadline - time.time())
+        line = proc.stdout.readline() if ready else ""
+        assert line.strip() == "PAUSED", log_path.read_text()[-3000:]
+        while not (workdir / "checkpoints" / "14").is_dir():
+            assert time.time() < deadline, "the first checkpoint never appeared"
+            time.sleep(0.1)
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+        proc.stdout.close()
+    assert proc.returncode == -signal.SIGKILL
+    assert not (workdir / "checkpoints" / "30").exists()
+
+    resumed = train.fit(config, str(workdir))
+    assert int(resumed.state.step) == int(reference.state.step) == 30
+    _params_equal(resumed.state.params, reference.state.params)
+    _params_equal(resumed.state.opt_state, reference.state.opt_state)
+    np.testing.assert_array_equal(resumed.state.bank.outputs, reference.state.bank.outputs)
+    assert (resumed.best_val_map, resumed.best_step) == (
+        reference.best_val_map, reference.best_step)
+
+    # The log of the killed run past its checkpoint was dropped and redone once.
+    log = _read_jsonl(workdir / "metrics.jsonl")
+    reference_log = _read_jsonl(tmp_path / "reference" / "metrics.jsonl")
+    assert [r["step"] for r in log] == [r["step"] for r in reference_log]
+    for mine, theirs in zip(log, reference_log):
+        for key in mine.keys() - {"steps_per_sec"}:
+            assert mine[key] == pytest.approx(theirs[key], rel=1e-6)
+    assert {"config.json", "split_indices.npz", "metrics.jsonl", "checkpoints", "best"} <= set(
+        os.listdir(workdir))
+
+
+def test_workdir_with_another_config_is_refused(tmp_path):
+    train.fit(train_helpers.tiny_config(num_epochs=1), str(tmp_path))
+    with pytest.raises(ValueError, match=r"different config \(fields \['bits'\] differ\)"):
+        train.fit(train_helpers.tiny_config(num_epochs=1, bits=16), str(tmp_path))
+
+
+def _nan_after_three_steps(outputs, batch, *, bank, step, hparams):
+    loss, terms = methods.dpsh.loss_fn(outputs, batch, bank=bank, step=step, hparams=hparams)
+    return jnp.where(step >= 3, jnp.nan, loss), terms
+
+
+def test_non_finite_loss_stops_and_keeps_last_good_checkpoint(tmp_path):
+    recipe = dataclasses.replace(methods.dpsh.RECIPE, loss_fn=_nan_after_three_steps)
+    config = train_helpers.tiny_config(checkpoint_every=2, log_every=10, eval_every=0)
+    with pytest.raises(train.NonFiniteLossError,
+                       match=r"non-finite loss at step 4 \(\{'loss': nan\}\); the last good "
+                             r"checkpoint \(step 2\) is kept"):
+        train.fit(config, str(tmp_path), recipe=recipe)
+    assert sorted(os.listdir(tmp_path / "checkpoints")) == ["2"]
+    run = train.setup_run(config, recipe=recipe, workdir=str(tmp_path))
+    variables, step, which = train.restore_variables(str(tmp_path), run, which="last")
+    assert (step, which) == (2, "last")
+    assert all(np.isfinite(leaf).all() for leaf in jax.tree.leaves(variables))
+
+
+@pytest.mark.slow
+def test_tiny_dpsh_run_improves_validation_map(tmp_path):
+    config = train_helpers.tiny_config(
+        bits=16, num_epochs=40, eval_every=0, checkpoint_every=1000, log_every=100,
+        **{"model.features": (128,), "optimizer.learning_rate": 1e-3},
+    )
+    run = train.setup_run(config)
+    untrained = train.create_train_state(
+        run.model, run.tx, seed=0, sample_inputs=run.data.train.inputs[:50], recipe=run.recipe,
+        train_split=run.data.train, fill_bank=False,
+    )
+    before = train.validation_map(run, {"params": untrained.params})
+    result = train.fit(config, str(tmp_path))
+    after = train.validation_map(run, {"params": result.state.params})
+    assert after > before + 0.2, (before, after)
+    assert after > 0.5, (before, after)
+    codes = models.encode(run.model.apply, {"params": result.state.params},
+                          run.data.validation.inputs)
+    assert set(np.unique(codes)) == {-1.0, 1.0}
