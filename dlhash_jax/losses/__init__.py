@@ -33,3 +33,4 @@ from dlhash_jax.losses._ranking import batch_triplet_loss
 from dlhash_jax.losses._ranking import ndcg_pair_weights
 from dlhash_jax.losses._ranking import ranking_loss
 from dlhash_jax.losses._ranking import triplet_loss
+from dlhash_jax.losses._greedy import hash_constraint_lp

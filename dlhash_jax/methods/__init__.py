@@ -5,8 +5,27 @@ paper's hyper-parameters and a citation; ``dlhash_jax.train`` runs any of them. 
 writing a module with a ``RECIPE`` and one line in ``RECIPES``.
 """
 
+from dlhash_jax.methods import cnnh
+from dlhash_jax.methods import csq
+from dlhash_jax.methods import dh
+from dlhash_jax.methods import discrete_supervised
+from dlhash_jax.methods import dlbhc
+from dlhash_jax.methods import dnnh
 from dlhash_jax.methods import dpsh
+from dlhash_jax.methods import drsch
 from dlhash_jax.methods import dsh
+from dlhash_jax.methods import dsrh
+from dlhash_jax.methods import dsrh_triplet
+from dlhash_jax.methods import fingerprint
+from dlhash_jax.methods import greedyhash
+from dlhash_jax.methods import hashnet
+from dlhash_jax.methods import hinge_softmax
+from dlhash_jax.methods import knn_graph
+from dlhash_jax.methods import order_sensitive
+from dlhash_jax.methods import sdh
+from dlhash_jax.methods import sparse_similarity
+from dlhash_jax.methods import ssdh
+from dlhash_jax.methods import udh
 from dlhash_jax.methods._recipe import AXIS_NAME
 from dlhash_jax.methods._recipe import BACKBONES
 from dlhash_jax.methods._recipe import LossFn
@@ -16,8 +35,27 @@ from dlhash_jax.methods._recipe import build_backbone
 from dlhash_jax.methods._recipe import hash_network
 
 RECIPES = {
+    "cnnh": cnnh.RECIPE,
+    "csq": csq.RECIPE,
+    "dh": dh.RECIPE,
+    "discrete_supervised": discrete_supervised.RECIPE,
+    "dlbhc": dlbhc.RECIPE,
+    "dnnh": dnnh.RECIPE,
     "dpsh": dpsh.RECIPE,
+    "drsch": drsch.RECIPE,
     "dsh": dsh.RECIPE,
+    "dsrh": dsrh.RECIPE,
+    "dsrh_triplet": dsrh_triplet.RECIPE,
+    "fingerprint": fingerprint.RECIPE,
+    "greedyhash": greedyhash.RECIPE,
+    "hashnet": hashnet.RECIPE,
+    "hinge_softmax": hinge_softmax.RECIPE,
+    "knn_graph": knn_graph.RECIPE,
+    "order_sensitive": order_sensitive.RECIPE,
+    "sdh": sdh.RECIPE,
+    "sparse_similarity": sparse_similarity.RECIPE,
+    "ssdh": ssdh.RECIPE,
+    "udh": udh.RECIPE,
 }
 
 
@@ -40,8 +78,27 @@ __all__ = [
     "RECIPES",
     "Recipe",
     "build_backbone",
+    "cnnh",
+    "csq",
+    "dh",
+    "discrete_supervised",
+    "dlbhc",
+    "dnnh",
     "dpsh",
+    "drsch",
     "dsh",
+    "dsrh",
+    "dsrh_triplet",
+    "fingerprint",
     "get_recipe",
+    "greedyhash",
     "hash_network",
+    "hashnet",
+    "hinge_softmax",
+    "knn_graph",
+    "order_sensitive",
+    "sdh",
+    "sparse_similarity",
+    "ssdh",
+    "udh",
 ]
