@@ -11,6 +11,12 @@ checkpoint) and writes ``WORKDIR/eval/``:
 - ``precision_at_k.png``: precision of the top K against K;
 - ``report.md``: the run, a table of the scalar metrics, the switches, and both plots.
 
+A cross-modal run (image and text inputs, e.g. DCMH on ``digits_mosaic_tags``) is evaluated in
+both directions, image queries against database texts and text queries against database images:
+``metrics.json`` holds ``{"image_to_text": {...}, "text_to_image": {...}}``, each the dict of
+``evaluate_codes``, the report's table has one column per direction and each plot one curve per
+direction.
+
 The lower-level :func:`evaluate_model` and :func:`write_report` serve notebooks and custom loops.
 """
 
@@ -35,6 +41,8 @@ PR_CURVE_PNG = "pr_curve.png"
 PRECISION_AT_K_PNG = "precision_at_k.png"
 
 _SWITCHES = ("ties", "normalize", "zero_relevant")
+# Keys of metrics.evaluate_cross_modal's result.
+CROSS_MODAL_DIRECTIONS = ("image_to_text", "text_to_image")
 
 
 def evaluate_model(
@@ -50,23 +58,50 @@ def evaluate_model(
         ``ties``, ``normalize``, ``zero_relevant``, ``batch_size``.
 
     Returns:
-      The dict of :func:`dlhash_jax.metrics.evaluate_codes`. ``ndcg_k`` is capped at the
-      database size, so a small database still gets its NDCG.
+      The dict of :func:`dlhash_jax.metrics.evaluate_codes`; for a cross-modal model (whose
+      codes are ``{"image", "text"}``) the dict of :func:`dlhash_jax.metrics.evaluate_cross_modal`,
+      ``{"image_to_text": ..., "text_to_image": ...}``. ``ndcg_k`` is capped at the database
+      size, so a small database still gets its NDCG.
     """
     batch_size = evaluation["batch_size"]
     query_codes = models.encode(apply_fn, variables, data.query.inputs, batch_size=batch_size)
     db_codes = models.encode(apply_fn, variables, data.database.inputs, batch_size=batch_size)
-    return metrics_lib.evaluate_codes(
+    evaluate = (
+        metrics_lib.evaluate_cross_modal
+        if isinstance(query_codes, Mapping)
+        else metrics_lib.evaluate_codes
+    )
+    return evaluate(
         query_codes,
         db_codes,
         data.query.labels,
         data.database.labels,
         topk=tuple(evaluation["topk"]),
-        ndcg_k=min(evaluation["ndcg_k"], db_codes.shape[0]),
+        ndcg_k=min(evaluation["ndcg_k"], models.num_rows(db_codes)),
         radius=evaluation["radius"],
         ties=evaluation["ties"],
         normalize=evaluation["normalize"],
         zero_relevant=evaluation["zero_relevant"],
+    )
+
+
+def directions(results: Mapping[str, Any]) -> dict[str, Mapping[str, Any]]:
+    """``{name: metrics}`` of each retrieval direction in ``results``.
+
+    ``{"": results}`` for single-modality results; ``{"image_to_text": ..., "text_to_image":
+    ...}`` for cross-modal ones.
+    """
+    named = {name: results[name] for name in CROSS_MODAL_DIRECTIONS if name in results}
+    return named or {"": results}
+
+
+def map_summary(results: Mapping[str, Any]) -> str:
+    """``"mAP 0.9576"``, or ``"mAP image → text 0.7331, text → image 0.7630"`` (cross-modal)."""
+    named = directions(results)
+    if "" in named:
+        return f"mAP {results['map']:.4f}"
+    return "mAP " + ", ".join(
+        f"{name.replace('_to_', ' → ')} {direction['map']:.4f}" for name, direction in named.items()
     )
 
 
@@ -80,14 +115,18 @@ def _scalar_rows(results: Mapping[str, Any]) -> list[tuple[str, float]]:
 
 
 def _plot_pr_curve(results: Mapping[str, Any], path: str, title: str) -> None:
-    curve = results["pr_curve_radius"]
     fig = Figure(figsize=(5, 4), dpi=100)
     ax = fig.subplots()
-    ax.plot(curve["recall"], curve["precision"], marker="o", markersize=3)
-    for radius, recall, precision in zip(curve["radius"], curve["recall"], curve["precision"]):
-        if radius in (0, 2):
-            ax.annotate(f"r={radius}", (recall, precision), fontsize=8, xytext=(-4, -12),
-                        textcoords="offset points")
+    for name, direction in directions(results).items():
+        curve = direction["pr_curve_radius"]
+        ax.plot(curve["recall"], curve["precision"], marker="o", markersize=3,
+                label=name.replace("_to_", " → ") or None)
+        for radius, recall, precision in zip(curve["radius"], curve["recall"], curve["precision"]):
+            if radius in (0, 2):
+                ax.annotate(f"r={radius}", (recall, precision), fontsize=8, xytext=(-4, -12),
+                            textcoords="offset points")
+    if len(directions(results)) > 1:
+        ax.legend(fontsize=8)
     ax.set(xlabel="recall", ylabel="precision", xlim=(0, 1.02), ylim=(0, 1.02),
            title=f"{title}: precision-recall by Hamming radius")
     ax.title.set_fontsize(10)
@@ -97,10 +136,14 @@ def _plot_pr_curve(results: Mapping[str, Any], path: str, title: str) -> None:
 
 
 def _plot_precision_at_k(results: Mapping[str, Any], path: str, title: str) -> None:
-    curve = results["precision_at_k_curve"]
     fig = Figure(figsize=(5, 4), dpi=100)
     ax = fig.subplots()
-    ax.plot(curve["k"], curve["precision"], marker="o", markersize=3)
+    for name, direction in directions(results).items():
+        curve = direction["precision_at_k_curve"]
+        ax.plot(curve["k"], curve["precision"], marker="o", markersize=3,
+                label=name.replace("_to_", " → ") or None)
+    if len(directions(results)) > 1:
+        ax.legend(fontsize=8)
     ax.set(xlabel="K (number of retrieved items)", ylabel="precision@K", ylim=(0, 1.02),
            title=f"{title}: precision of the top K")
     ax.title.set_fontsize(10)
@@ -139,12 +182,18 @@ def write_report(
     lines = [f"# {title}", ""]
     for name, value in dict(details).items():
         lines.append(f"- {name}: {value}")
+    named = directions(results)
+    first = next(iter(named.values()))
     lines.append(
         "- evaluation switches: "
-        + ", ".join(f"`{name}={results[name]}`" for name in _SWITCHES if name in results)
+        + ", ".join(f"`{name}={first[name]}`" for name in _SWITCHES if name in first)
     )
-    lines += ["", "| metric | value |", "|---|---|"]
-    lines += [f"| {name} | {value:.4f} |" for name, value in _scalar_rows(results)]
+    rows = {name: dict(_scalar_rows(direction)) for name, direction in named.items()}
+    header = " | ".join(name.replace("_to_", " → ") or "value" for name in named)
+    lines += ["", f"| metric | {header} |", "|---|" + "---|" * len(named)]
+    for metric in rows[next(iter(named))]:
+        cells = " | ".join(f"{rows[name][metric]:.4f}" for name in named)
+        lines.append(f"| {metric} | {cells} |")
     lines += [
         "",
         "`map` ranks the whole database; `map_at_K` the top K. Relevance: at least one shared "

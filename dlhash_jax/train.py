@@ -123,7 +123,8 @@ def default_config() -> ml_collections.ConfigDict:
       - ``seed``: seeds the splits, the initialisation and the data order.
       - ``bits``: code length ``L``.
       - ``model``: ``backbone`` (``"mlp"``, ``"convnet"``, ``"resnet"``) and each backbone's
-        fields (see ``dlhash_jax.methods.build_backbone``).
+        fields (see ``dlhash_jax.methods.build_backbone``); ``text_features``: hidden widths of
+        the text network of cross-modal methods (``dlhash_jax.models.TextEncoder``).
       - ``batch_size`` (global, split evenly over devices), ``num_epochs``, ``augment``.
       - ``optimizer``: ``name`` (``OPTIMIZERS``), ``learning_rate``, ``schedule``
         (``SCHEDULES``, decayed over the whole run), ``warmup_steps``, ``weight_decay``
@@ -152,6 +153,7 @@ def default_config() -> ml_collections.ConfigDict:
             "dense_features": 256,
             "depth": 20,
             "widths": (16, 32, 64),
+            "text_features": (256,),
             "dropout_rate": 0.0,
         }
     )
@@ -312,9 +314,46 @@ def make_schedule(optimizer_config: ml_collections.ConfigDict, num_steps: int) -
 
 
 def make_optimizer(
-    optimizer_config: ml_collections.ConfigDict, num_steps: int
+    optimizer_config: ml_collections.ConfigDict,
+    num_steps: int,
+    *,
+    alternating: Sequence[str] = (),
 ) -> optax.GradientTransformation:
-    """The optax optimizer of a config block (see :func:`default_config`, field ``optimizer``)."""
+    """The optax optimizer of a config block (see :func:`default_config`, field ``optimizer``).
+
+    Args:
+      optimizer_config: the ``optimizer`` block.
+      num_steps: the run's number of steps (the schedule decays over them).
+      alternating: names of top-level parameter groups (submodules) updated in turn, one group
+        per step, as in alternating optimisation (DCMH updates the image network with the text
+        network fixed, then the reverse). Each group has its own optimizer state, which only
+        moves on that group's steps, and its own schedule over its ``num_steps / len(groups)``
+        steps. Empty: every parameter is updated at every step.
+    """
+    if alternating:
+        groups = tuple(alternating)
+        group_steps = max(num_steps // len(groups), 1)
+
+        def turn(index):
+            return lambda count: count % len(groups) == index
+
+        transforms = {
+            name: optax.conditionally_mask(
+                make_optimizer(optimizer_config, group_steps), turn(index)
+            )
+            for index, name in enumerate(groups)
+        }
+
+        def labels(params):
+            missing = [name for name in groups if name not in params]
+            if missing or len(params) != len(groups):
+                raise ValueError(
+                    f"alternating groups {groups} must be exactly the top-level parameter "
+                    f"groups, which are {sorted(params)}."
+                )
+            return {name: jax.tree.map(lambda _, n=name: n, params[name]) for name in params}
+
+        return optax.multi_transform(transforms, labels)
     schedule = make_schedule(optimizer_config, num_steps)
     name = optimizer_config.name
     _check_choice(name, OPTIMIZERS, "optimizer.name")
@@ -357,21 +396,31 @@ def _forward_output(apply_fn, output, variables, inputs):
 def forward(apply_fn, variables, inputs, *, output: str, batch_size: int = 1024) -> np.ndarray:
     """One model output (e.g. ``"relaxed"``) for every row of ``inputs``, in evaluation mode.
 
-    Batches are padded to one size, so a single compiled function serves them all.
+    ``inputs`` is ``[N, ...]`` or a dict of such arrays (cross-modal). Batches are padded to one
+    size, so a single compiled function serves them all.
 
     Returns:
       ``[N, ...]`` float32 NumPy array.
     """
-    inputs = np.asarray(inputs)
-    size = min(batch_size, inputs.shape[0])
-    chunks = []
-    for start in range(0, inputs.shape[0], size):
-        batch = inputs[start : start + size]
-        rows = batch.shape[0]
-        if rows < size:
-            batch = np.concatenate([batch, np.zeros((size - rows, *batch.shape[1:]), batch.dtype)])
-        chunks.append(np.asarray(_forward_output(apply_fn, output, variables, batch))[:rows])
-    return np.concatenate(chunks).astype(np.float32)
+    result = models.map_in_batches(
+        lambda batch: _forward_output(apply_fn, output, variables, batch),
+        inputs,
+        batch_size=batch_size,
+    )
+    return result.astype(np.float32)
+
+
+def _first_rows(inputs, count: int):
+    return jax.tree.map(lambda leaf: leaf[:count], inputs)
+
+
+def _bank_probe(model, params, variables, sample_inputs, output: str):
+    """Shape and dtype of one row of the model output kept in the bank."""
+    return jax.eval_shape(
+        lambda: model.apply(
+            {"params": params, **variables}, _first_rows(sample_inputs, 1), train=False
+        )[output]
+    )
 
 
 def create_train_state(
@@ -389,13 +438,15 @@ def create_train_state(
 
     The bank starts from the untrained network's outputs on the whole training split (evaluation
     mode), so the first epoch pairs each batch with real outputs rather than with zeros, which
-    would pull every similar pair of DSH's contrastive term towards the origin.
+    would pull every similar pair of DSH's contrastive term towards the origin; recipes with
+    ``bank_init="normal"`` (DCMH's authors) start it from standard normal values instead.
 
     Args:
       model: the flax module (``recipe.make_model(config, num_classes)``).
       tx: the optax optimizer.
       seed: initialisation seed; the training RNG derives from it too.
-      sample_inputs: ``[B, ...]`` inputs with the training shape, for ``model.init``.
+      sample_inputs: ``[B, ...]`` inputs with the training shape (a dict of them for
+        cross-modal data), for ``model.init``.
       recipe: the method; ``recipe.bank_output`` decides whether a bank exists.
       train_split: the training split (``inputs``, ``labels``); needed when the recipe has a bank.
       fill_bank: compute the bank's initial outputs; ``False`` leaves zeros (a restore template).
@@ -405,17 +456,20 @@ def create_train_state(
       A :class:`TrainState` with ``step`` 0.
     """
     init_key, rng = jax.random.split(jax.random.PRNGKey(seed))
-    variables = model.init(
-        {"params": init_key, "dropout": init_key}, jnp.asarray(sample_inputs), train=False
-    )
+    sample_inputs = jax.tree.map(jnp.asarray, sample_inputs)
+    variables = model.init({"params": init_key, "dropout": init_key}, sample_inputs, train=False)
     variables = dict(variables)
     params = variables.pop("params")
     bank = None
     if recipe.bank_output is not None:
         if train_split is None:
             raise ValueError(f"Method {recipe.name!r} keeps a memory bank and needs train_split.")
-        num_items = train_split.inputs.shape[0]
-        if fill_bank:
+        num_items = models.num_rows(train_split.inputs)
+        if fill_bank and recipe.bank_init == "normal":
+            probe = _bank_probe(model, params, variables, sample_inputs, recipe.bank_output)
+            bank_key = jax.random.fold_in(init_key, 1)
+            outputs = jax.random.normal(bank_key, (num_items, *probe.shape[1:]), jnp.float32)
+        elif fill_bank:
             outputs = forward(
                 model.apply,
                 {"params": params, **variables},
@@ -424,11 +478,7 @@ def create_train_state(
                 batch_size=batch_size,
             )
         else:
-            probe = jax.eval_shape(
-                lambda: model.apply(
-                    {"params": params, **variables}, jnp.asarray(sample_inputs[:1]), train=False
-                )[recipe.bank_output]
-            )
+            probe = _bank_probe(model, params, variables, sample_inputs, recipe.bank_output)
             outputs = np.zeros((num_items, *probe.shape[1:]), np.float32)
         bank = methods.MemoryBank(
             outputs=jnp.asarray(outputs), labels=jnp.asarray(train_split.labels, jnp.float32)
@@ -671,6 +721,21 @@ def resolved_config(
     return resolved
 
 
+def _check_modalities(recipe: methods.Recipe, data, protocol: str) -> None:
+    if recipe.cross_modal and not data.cross_modal:
+        raise ValueError(
+            f"Method {recipe.name!r} is cross-modal and needs image and text inputs, but protocol "
+            f"{protocol!r} has one modality; use 'digits_mosaic_tags' or a features file with "
+            "'x_image' and 'x_text'."
+        )
+    if data.cross_modal and not recipe.cross_modal:
+        raise ValueError(
+            f"Protocol {protocol!r} is cross-modal (image and text inputs) but method "
+            f"{recipe.name!r} takes one input; use a cross-modal method "
+            f"({', '.join(methods.CROSS_MODAL)}) or a single-modality protocol."
+        )
+
+
 @dataclasses.dataclass
 class Run:
     """Everything fixed for a run: recipe, model, optimizer, data, step counts."""
@@ -696,11 +761,12 @@ def setup_run(
     recipe = validate_config(config, recipe=recipe)
     if data is None:
         data = load_data(config, workdir)
-    steps_per_epoch = data.train.inputs.shape[0] // config.batch_size
+    _check_modalities(recipe, data, config.protocol)
+    steps_per_epoch = len(data.train) // config.batch_size
     if steps_per_epoch == 0:
         raise ValueError(
             f"config.batch_size={config.batch_size} is larger than the training split "
-            f"({data.train.inputs.shape[0]} items)."
+            f"({len(data.train)} items)."
         )
     num_steps = steps_per_epoch * config.num_epochs
     return Run(
@@ -709,7 +775,7 @@ def setup_run(
         hparams=resolve_hparams(config, recipe),
         data=data,
         model=recipe.make_model(config, data.num_classes),
-        tx=make_optimizer(config.optimizer, num_steps),
+        tx=make_optimizer(config.optimizer, num_steps, alternating=recipe.alternating),
         steps_per_epoch=steps_per_epoch,
         num_steps=num_steps,
     )
@@ -720,7 +786,7 @@ def _initial_state(run: Run, *, fill_bank: bool) -> TrainState:
         run.model,
         run.tx,
         seed=run.config.seed,
-        sample_inputs=run.data.train.inputs[: run.config.batch_size],
+        sample_inputs=_first_rows(run.data.train.inputs, run.config.batch_size),
         recipe=run.recipe,
         train_split=run.data.train,
         fill_bank=fill_bank,
@@ -856,7 +922,9 @@ def validation_map(run: Run, variables) -> float:
     """mAP of validation-split codes ranked against training-split codes.
 
     Model selection never sees the queries: the validation items are carved out of the training
-    items by the protocol, and the training split plays the database.
+    items by the protocol, and the training split plays the database. For cross-modal data the
+    value is the mean of the image→text and text→image mAP (validation images against training
+    texts and the reverse).
     """
     data, evaluation = run.data, run.config.evaluation
     val_codes = models.encode(
@@ -865,15 +933,19 @@ def validation_map(run: Run, variables) -> float:
     train_codes = models.encode(
         run.model.apply, variables, data.train.inputs, batch_size=evaluation.batch_size
     )
+    switches = {
+        "normalize": evaluation.normalize,
+        "ties": evaluation.ties,
+        "zero_relevant": evaluation.zero_relevant,
+    }
+    if isinstance(val_codes, Mapping):
+        both = metrics_lib.cross_modal_map(
+            val_codes, train_codes, data.validation.labels, data.train.labels, **switches
+        )
+        return float(np.mean(list(both.values())))
     return float(
         metrics_lib.mean_average_precision(
-            val_codes,
-            train_codes,
-            data.validation.labels,
-            data.train.labels,
-            normalize=evaluation.normalize,
-            ties=evaluation.ties,
-            zero_relevant=evaluation.zero_relevant,
+            val_codes, train_codes, data.validation.labels, data.train.labels, **switches
         )
     )
 

@@ -30,7 +30,10 @@ def main(argv):
     except (ValueError, FileNotFoundError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 1
-    print(f"mAP {results['map']:.4f} ({results['checkpoint']} checkpoint, step {results['step']})")
+    print(
+        f"{evaluate.map_summary(results)} ({results['checkpoint']} checkpoint, step "
+        f"{results['step']})"
+    )
     print(f"report: {results['report']}")
     return 0
 

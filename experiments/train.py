@@ -14,6 +14,7 @@ from absl import flags
 from absl import logging
 from ml_collections import config_flags
 
+from dlhash_jax import evaluate
 from dlhash_jax import train
 
 _CONFIGS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "configs")
@@ -47,7 +48,8 @@ def main(argv):
         print(f"error: {error}", file=sys.stderr)
         return 1
     print(
-        f"{config.method} {config.bits} bits on {config.protocol}: mAP {results['map']:.4f} "
+        f"{config.method} {config.bits} bits on {config.protocol}: "
+        f"{evaluate.map_summary(results)} "
         f"(whole database, {results['checkpoint']} checkpoint, step {results['step']})"
     )
     print(f"report: {results['report']}")

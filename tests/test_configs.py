@@ -12,6 +12,7 @@ import pytest
 
 from dlhash_jax import data as data_lib
 from dlhash_jax import methods
+from dlhash_jax import models
 from dlhash_jax import train
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -36,10 +37,13 @@ def _protocol(name):
 
 
 @pytest.mark.parametrize("name", CONFIG_NAMES)
-@pytest.mark.parametrize("argument", [None, "digits,bits=16"])
-def test_config_loads_validates_and_builds(name, argument):
+@pytest.mark.parametrize("with_argument", [False, True])
+def test_config_loads_validates_and_builds(name, with_argument):
     module = importlib.import_module(f"configs.{name}")
-    config = module.get_config() if argument is None else module.get_config(argument)
+    # Cross-modal methods need a cross-modal protocol; the others run on digits.
+    protocol = "digits_mosaic_tags" if name in methods.CROSS_MODAL else "digits"
+    argument = f"{protocol},bits=16"
+    config = module.get_config(argument) if with_argument else module.get_config()
     # experiments/reproduce.py finds a recipe's config file by the recipe's name.
     assert config.method == name
     # num_devices=0 means every local device: 4 fake ones in this test session (conftest.py),
@@ -48,15 +52,18 @@ def test_config_loads_validates_and_builds(name, argument):
         config.num_devices = 1
     recipe = train.validate_config(config)
     assert recipe is methods.get_recipe(name)
-    if argument is not None:
-        assert (config.protocol, config.bits) == ("digits", 16)
+    if with_argument:
+        assert (config.protocol, config.bits) == (protocol, 16)
     data = _protocol(config.protocol)
+    assert data.cross_modal == recipe.cross_modal
     model = recipe.make_model(config, data.num_classes)
-    sample = data.train.inputs[: config.batch_size]
+    sample = jax.tree.map(lambda x: x[: config.batch_size], data.train.inputs)
     variables = model.init(jax.random.key(0), sample, train=False)
     out = model.apply(variables, sample, train=False)
-    assert out["pre"].shape == (sample.shape[0], config.bits)
-    assert out["relaxed"].shape == (sample.shape[0], config.bits)
+    rows = models.num_rows(sample)
+    for key in ("pre", "relaxed"):
+        for leaf in jax.tree.leaves(out[key]):
+            assert leaf.shape == (rows, config.bits)
 
 
 def test_argument_sets_protocol_and_fields():
@@ -84,8 +91,9 @@ def test_bad_argument_is_refused(argument, message):
 @pytest.mark.parametrize("name", CONFIG_NAMES)
 def test_config_docstring_holds_command_and_expectations(name):
     doc = importlib.import_module(f"configs.{name}").__doc__
-    assert f"--config=experiments/configs/{name}.py:digits,bits=32" in doc
-    assert f"--workdir=runs/{name}_digits_32" in doc
+    protocol = "digits_mosaic_tags" if name in methods.CROSS_MODAL else "digits"
+    assert f"--config=experiments/configs/{name}.py:{protocol},bits=32" in doc
+    assert f"--workdir=runs/{name}_{protocol}_32" in doc
     assert "mAP" in doc and " s " in doc
 
 

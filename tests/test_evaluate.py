@@ -71,6 +71,7 @@ def test_evaluate_model_ranks_queries_against_database():
     assert "ndcg_at_13" in results and "precision_within_radius_1" in results
     assert (results["ties"], results["normalize"], results["zero_relevant"]) == (
         "index", "retrieved", "zero")
+    assert evaluate.map_summary(results) == f"mAP {results['map']:.4f}"
 
 
 def test_write_report_writes_json_plots_and_markdown(tmp_path):
@@ -140,3 +141,51 @@ def test_evaluate_run_last_checkpoint_matches_final_state(trained_run):
 def test_evaluate_run_needs_a_training_workdir(tmp_path):
     with pytest.raises(FileNotFoundError, match="is not a training run"):
         evaluate.evaluate_run(str(tmp_path))
+
+
+def _cross_modal_projection(variables, inputs, train):
+    del train
+    return {"pre": {name: inputs[name] @ variables[name] for name in ("image", "text")}}
+
+
+def test_cross_modal_model_is_evaluated_in_both_directions_and_reported(tmp_path):
+    rng = np.random.default_rng(2)
+
+    def split(n):
+        inputs = {"image": rng.normal(size=(n, 5)).astype(np.float32),
+                  "text": rng.normal(size=(n, 3)).astype(np.float32)}
+        return _Split(inputs, np.eye(3, dtype=np.float32)[rng.integers(0, 3, n)])
+
+    data = _Data(split(6), split(11))
+    variables = {"image": rng.normal(size=(5, 8)).astype(np.float32),
+                 "text": rng.normal(size=(3, 8)).astype(np.float32)}
+    results = evaluate.evaluate_model(
+        _cross_modal_projection, variables, data, evaluation=EVALUATION
+    )
+    assert set(results) == {"image_to_text", "text_to_image"}
+    codes = {
+        split_name: {name: np.where(getattr(data, split_name).inputs[name] @ variables[name] >= 0,
+                                    1.0, -1.0) for name in ("image", "text")}
+        for split_name in ("query", "database")
+    }
+    labels = (data.query.labels, data.database.labels)
+    image_to_text = _naive_map(codes["query"]["image"], codes["database"]["text"], *labels)
+    text_to_image = _naive_map(codes["query"]["text"], codes["database"]["image"], *labels)
+    assert image_to_text != pytest.approx(text_to_image)  # the two directions are told apart
+    assert results["image_to_text"]["map"] == pytest.approx(image_to_text, abs=1e-9)
+    assert results["text_to_image"]["map"] == pytest.approx(text_to_image, abs=1e-9)
+    assert "ndcg_at_11" in results["image_to_text"]  # ndcg_k capped at the database size
+    assert evaluate.map_summary(results) == (
+        f"mAP image → text {image_to_text:.4f}, text → image {text_to_image:.4f}"
+    )
+
+    report = evaluate.write_report(results, str(tmp_path), title="Toy cross-modal")
+    text = open(report).read()
+    assert "| metric | image → text | text → image |" in text
+    assert (
+        f"| map | {results['image_to_text']['map']:.4f} | {results['text_to_image']['map']:.4f} |"
+        in text
+    )
+    assert "`ties=index`" in text
+    with open(tmp_path / "metrics.json") as f:
+        assert json.load(f)["text_to_image"]["map"] == results["text_to_image"]["map"]

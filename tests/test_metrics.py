@@ -1,5 +1,6 @@
 """Tests of dlhash_jax.metrics against per-query loop references, enumeration and scikit-learn."""
 
+import doctest
 import itertools
 import math
 
@@ -453,3 +454,112 @@ def test_bad_input_raises_clear_errors(single_label):
         metrics.precision_within_radius(q, db, ql, dl, radius=-1)
     with pytest.raises(ValueError, match=r"by must be one of"):
         metrics.precision_recall_curve(q, db, ql, dl, by="rank")
+
+
+# ----------------------------------------------------------------------------------------------
+# Cross-modal retrieval.
+
+
+@pytest.fixture(scope="module")
+def cross_modal_hand():
+    """2 queries, 4 items, 4 bits; each item's image and text codes differ on purpose."""
+    query = {
+        "image": np.array([[1, 1, 1, 1], [-1, -1, -1, -1]]),
+        "text": np.array([[1, 1, -1, -1], [-1, -1, 1, 1]]),
+    }
+    db = {
+        "image": np.array([[-1, -1, 1, 1], [1, 1, -1, -1], [1, 1, -1, 1], [1, -1, 1, 1]]),
+        "text": np.array([[1, 1, 1, 1], [1, 1, 1, -1], [1, -1, -1, -1], [-1, -1, -1, -1]]),
+    }
+    query_labels = np.array([[1, 0], [0, 1]])
+    db_labels = np.array([[1, 0], [0, 1], [1, 0], [0, 1]])  # query 0 ~ items 0, 2; query 1 ~ 1, 3
+    return query, db, query_labels, db_labels
+
+
+def test_cross_modal_map_hand_computed(cross_modal_hand):
+    query, db, ql, dl = cross_modal_hand
+    # Image -> text (query images against database texts):
+    #   query 0 [1,1,1,1]: distances 0, 1, 3, 4 -> ranking 0 (rel), 1, 2 (rel), 3:
+    #     AP = (1/1 + 2/3) / 2 = 5/6.
+    #   query 1 [-1,-1,-1,-1]: distances 4, 3, 1, 0 -> ranking 3 (rel), 2, 1 (rel), 0:
+    #     AP = (1/1 + 2/3) / 2 = 5/6.  mAP = 5/6.
+    # Text -> image (query texts against database images):
+    #   query 0 [1,1,-1,-1]: distances 4, 0, 1, 3 -> ranking 1, 2 (rel), 3, 0 (rel):
+    #     AP = (1/2 + 2/4) / 2 = 1/2.
+    #   query 1 [-1,-1,1,1]: distances 0, 4, 3, 1 -> ranking 0, 3 (rel), 2, 1 (rel):
+    #     AP = (1/2 + 2/4) / 2 = 1/2.  mAP = 1/2.
+    got = metrics.cross_modal_map(query, db, ql, dl)
+    assert got == {"image_to_text": pytest.approx(5 / 6, abs=1e-12),
+                   "text_to_image": pytest.approx(1 / 2, abs=1e-12)}
+    # Top 2: image -> text finds 1 relevant item at rank 1 for each query: AP 1 ("retrieved"),
+    # 1/2 ("total", 2 relevant items each). Text -> image finds it at rank 2: AP (1/2)/1 = 1/2
+    # ("retrieved"), (1/2)/2 = 1/4 ("total").
+    got = metrics.cross_modal_map(query, db, ql, dl, 2)
+    assert got == {"image_to_text": pytest.approx(1.0), "text_to_image": pytest.approx(0.5)}
+    got = metrics.cross_modal_map(query, db, ql, dl, 2, normalize="total")
+    assert got == {"image_to_text": pytest.approx(0.5), "text_to_image": pytest.approx(0.25)}
+
+
+@pytest.mark.parametrize("switches", [
+    {},
+    {"ties": "average", "topk": 17},
+    {"ties": "random", "seed": 3, "normalize": "total", "zero_relevant": "skip"},
+])
+def test_cross_modal_map_is_map_of_each_direction(multi_label, switches):
+    q, db, ql, dl = multi_label
+    rng = np.random.default_rng(7)
+    query = {"image": q, "text": _codes(rng, *q.shape)}
+    database = {"image": _codes(rng, *db.shape), "text": db}
+    got = metrics.cross_modal_map(query, database, ql, dl, **switches)
+    map_ = metrics.mean_average_precision
+    assert got["image_to_text"] == map_(q, db, ql, dl, **switches)
+    assert got["text_to_image"] == map_(query["text"], database["image"], ql, dl, **switches)
+    assert got["image_to_text"] != got["text_to_image"]
+
+
+def test_evaluate_cross_modal_matches_each_direction(cross_modal_hand):
+    query, db, ql, dl = cross_modal_hand
+    report = metrics.evaluate_cross_modal(query, db, ql, dl, topk=(2,), ndcg_k=3, ties="average")
+    assert set(report) == {"image_to_text", "text_to_image"}
+    assert report["image_to_text"]["map"] == pytest.approx(5 / 6, abs=1e-12)
+    assert report["text_to_image"]["map"] == pytest.approx(1 / 2, abs=1e-12)
+    both = metrics.cross_modal_map(query, db, ql, dl, 2, ties="average")
+    for direction, (source, target) in {"image_to_text": ("image", "text"),
+                                        "text_to_image": ("text", "image")}.items():
+        assert report[direction]["map_at_2"] == both[direction]
+        assert report[direction] == metrics.evaluate_codes(
+            query[source], db[target], ql, dl, topk=(2,), ndcg_k=3, ties="average")
+
+
+def test_cross_modal_map_docstring_example_is_right():
+    runner = doctest.DocTestRunner()
+    globs = {"np": np, "cross_modal_map": metrics.cross_modal_map}
+    for test in doctest.DocTestFinder().find(metrics.cross_modal_map, globs=globs):
+        runner.run(test)
+    result = runner.summarize(verbose=False)
+    assert result.attempted == 3 and result.failed == 0
+
+
+def test_cross_modal_bad_input_raises_clear_errors(cross_modal_hand):
+    query, db, ql, dl = cross_modal_hand
+    with pytest.raises(ValueError, match=r"query_codes must be a dict with exactly the keys "
+                                         r"\['image', 'text'\].*got \['image'\]"):
+        metrics.cross_modal_map({"image": query["image"]}, db, ql, dl)
+    with pytest.raises(ValueError, match=r"db_codes must be a dict.*got \['image', 'txt'\]"):
+        metrics.evaluate_cross_modal(query, {"image": db["image"], "txt": db["text"]}, ql, dl,
+                                     ndcg_k=2)
+    with pytest.raises(ValueError, match=r"query_codes must be a dict.*got ndarray"):
+        metrics.cross_modal_map(query["image"], db, ql, dl)
+    with pytest.raises(ValueError, match=r"db_codes\['image'\] and db_codes\['text'\] must have "
+                                         r"the same shape.*got \(4, 3\) and \(4, 4\)"):
+        metrics.cross_modal_map(query, {"image": db["image"][:, :3], "text": db["text"]}, ql, dl)
+    with pytest.raises(ValueError, match=r"query_codes\['image'\] and query_codes\['text'\] must"
+                                         r".*got \(2, 4\) and \(1, 4\)"):
+        metrics.cross_modal_map({"image": query["image"], "text": query["text"][:1]}, db, ql, dl)
+    with pytest.raises(ValueError, match=r"query_codes\['text'\] must hold only -1 and \+1"):
+        metrics.cross_modal_map({"image": query["image"], "text": (query["text"] > 0) * 1},
+                                db, ql, dl)
+    with pytest.raises(ValueError, match=r"same number of bits"):
+        metrics.cross_modal_map(query, {m: c[:, :3] for m, c in db.items()}, ql, dl)
+    with pytest.raises(ValueError, match=r"ties must be one of"):
+        metrics.cross_modal_map(query, db, ql, dl, ties="first")

@@ -119,6 +119,45 @@ def test_sgd_with_coupled_weight_decay_matches_hand_update():
     np.testing.assert_allclose(new["w"], [1.0 - 0.5 * (0.3 + 0.1), -2.0 - 0.5 * (0.4 - 0.2)])
 
 
+def test_alternating_optimizer_updates_one_group_per_step_and_freezes_the_other():
+    opt = train.default_config().optimizer
+    opt.update(name="adam", learning_rate=0.1, schedule="constant")
+    tx = train.make_optimizer(opt, num_steps=8, alternating=("image", "text"))
+    params = {"image": {"w": jnp.array([1.0, 2.0])}, "text": {"w": jnp.array([-1.0])}}
+    # Adam with momentum: a frozen group would still drift on a zero gradient if its optimizer
+    # state moved, so the gradient of both groups is non-zero at every step.
+    grads = {"image": {"w": jnp.array([0.5, -0.5])}, "text": {"w": jnp.array([0.25])}}
+    state = tx.init(params)
+    history = [params]
+    for _ in range(4):
+        updates, state = tx.update(grads, state, params)
+        params = optax.apply_updates(params, updates)
+        history.append(params)
+    for step in range(4):
+        before, after = history[step], history[step + 1]
+        moved = {name: bool(np.any(before[name]["w"] != after[name]["w"])) for name in before}
+        assert moved == {"image": step % 2 == 0, "text": step % 2 == 1}, (step, moved)
+    # Each group's Adam has seen exactly its own two steps: its first update has magnitude lr.
+    np.testing.assert_allclose(history[1]["image"]["w"], [0.9, 2.1], rtol=1e-6)
+    np.testing.assert_allclose(history[2]["text"]["w"], [-1.1], rtol=1e-6)
+    reference = train.make_optimizer(opt, num_steps=4)
+    ref_params, ref_state = {"w": jnp.array([-1.0])}, None
+    ref_state = reference.init(ref_params)
+    for _ in range(2):
+        updates, ref_state = reference.update(grads["text"], ref_state, ref_params)
+        ref_params = optax.apply_updates(ref_params, updates)
+    np.testing.assert_allclose(history[4]["text"]["w"], ref_params["w"], rtol=1e-6)
+    with pytest.raises(ValueError, match="must be exactly the top-level parameter groups"):
+        tx.init({"image": {"w": jnp.zeros(2)}, "audio": {"w": jnp.zeros(1)}})
+
+
+def test_cross_modal_methods_and_protocols_must_match():
+    with pytest.raises(ValueError, match="'dcmh' is cross-modal and needs image and text inputs"):
+        train.setup_run(train_helpers.tiny_config(method="dcmh"))
+    with pytest.raises(ValueError, match="'digits_mosaic_tags' is cross-modal.*method 'dpsh'"):
+        train.setup_run(train_helpers.tiny_config(protocol="digits_mosaic_tags"))
+
+
 # --- the step ----------------------------------------------------------------------------------
 
 _TRACES = []
@@ -224,6 +263,11 @@ def test_pmap_and_shard_map_match_single_device():
         assert result["replica_bank_spread"] == 0.0, (path, result)
     assert report["pmap_4"]["num_replicas"] == 4
     assert report["shard_map_4"]["num_replicas"] == 4
+    dcmh = report["dcmh_pmap_4"]
+    # Four steps alternate image, text, image, text: both networks moved.
+    assert min(dcmh["initial_param_change"].values()) > 1e-4, dcmh
+    assert dcmh["step"] == 4, dcmh
+    assert dcmh["param_diff"] < 1e-5 and dcmh["bank_diff"] < 1e-5, dcmh
 
 
 # --- the loop ----------------------------------------------------------------------------------

@@ -1,5 +1,7 @@
 """Tiny run configs shared by the training tests and their subprocess workers."""
 
+import jax
+
 from dlhash_jax import train
 
 
@@ -28,3 +30,25 @@ def tiny_config(**changes):
             target = target[block]
         target[field] = value
     return config
+
+
+def validation_map_before_and_after(config, workdir):
+    """Validation mAP of a run's untrained network, then of the network ``train.fit`` trains.
+
+    Both are measured on the same splits with ``train.validation_map`` (for cross-modal runs the
+    mean of the two directions), so a recipe test can assert that training improved retrieval.
+    """
+    run = train.setup_run(config)
+    untrained = train.create_train_state(
+        run.model,
+        run.tx,
+        seed=config.seed,
+        sample_inputs=jax.tree.map(lambda x: x[: config.batch_size], run.data.train.inputs),
+        recipe=run.recipe,
+        train_split=run.data.train,
+        fill_bank=False,
+    )
+    before = train.validation_map(run, {"params": untrained.params, **untrained.model_state})
+    result = train.fit(config, str(workdir))
+    after = train.validation_map(run, {"params": result.state.params, **result.state.model_state})
+    return before, after

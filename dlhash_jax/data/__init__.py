@@ -1,6 +1,7 @@
 """Retrieval protocols, data sources and batching (DESIGN.md, "Data").
 
-``load_protocol(name)`` returns query / train / validation / database splits of a dataset;
+``load_protocol(name)`` returns query / train / validation / database splits of a dataset, whose
+inputs are an array or, for cross-modal data, a dict ``{IMAGE: ..., TEXT: ...}``;
 ``batches`` iterates a split in an order fixed by (seed, epoch); ``shard_batch`` lays a global
 batch out for several devices. Protocol numbers: ``dlhash_jax/data/README.md``.
 """
@@ -10,14 +11,21 @@ from dlhash_jax.data.batching import batches
 from dlhash_jax.data.batching import epoch_permutation
 from dlhash_jax.data.batching import num_batches
 from dlhash_jax.data.batching import shard_batch
+from dlhash_jax.data.protocols import IMAGE
 from dlhash_jax.data.protocols import PROTOCOL_NAMES
 from dlhash_jax.data.protocols import PROTOCOLS
 from dlhash_jax.data.protocols import RetrievalData
 from dlhash_jax.data.protocols import Split
+from dlhash_jax.data.protocols import TEXT
 from dlhash_jax.data.protocols import load_protocol
 from dlhash_jax.data.protocols import load_protocol_from_indices
+from dlhash_jax.data.sources import TAG_DROP_RATE
+from dlhash_jax.data.sources import TAG_SHAPES
+from dlhash_jax.data.sources import TAG_SPURIOUS_RATE
+from dlhash_jax.data.sources import TAG_VOCABULARY
 from dlhash_jax.data.sources import Source
 from dlhash_jax.data.sources import digits_mosaic
 from dlhash_jax.data.sources import load_digits
 from dlhash_jax.data.sources import load_features
 from dlhash_jax.data.sources import load_tfds
+from dlhash_jax.data.sources import tags_from_labels

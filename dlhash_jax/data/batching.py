@@ -14,6 +14,7 @@ from collections.abc import Iterator, Mapping
 import jax
 import numpy as np
 
+from dlhash_jax.data.protocols import IMAGE
 from dlhash_jax.data.protocols import Split
 
 # Stream ids mixed into the (seed, epoch) entropy so order and augmentation draw independently.
@@ -33,6 +34,10 @@ def _check_non_negative(name: str, value) -> None:
 def _check_positive(name: str, value) -> None:
     if not _is_int(value) or value < 1:
         raise ValueError(f"{name} must be a positive integer, got {value!r}.")
+
+
+def _take_rows(inputs, rows: np.ndarray):
+    return jax.tree.map(lambda array: array[rows], inputs)
 
 
 def num_batches(num_items: int, batch_size: int, *, drop_remainder: bool = True) -> int:
@@ -105,7 +110,8 @@ def batches(
     """Yields the batches of one epoch over a split, in an order fixed by ``(seed, epoch)``.
 
     Args:
-      split: a ``Split`` (anything with ``inputs [N, ...]`` and ``labels [N, C]``).
+      split: a ``Split`` (anything with ``inputs [N, ...]``, or cross-modal inputs
+        ``{IMAGE: [N, ...], TEXT: [N, V]}``, and ``labels [N, C]``).
       batch_size: global batch size B.
       seed: non-negative integer.
       epoch: non-negative integer; each epoch has its own order.
@@ -113,10 +119,13 @@ def batches(
         back in other epochs' orders), so every batch is full; ``False`` pads the last batch to
         B items by repeating the epoch's first items and adds a ``"mask"`` entry (bool ``[B]``,
         ``False`` on padding) to every batch, so shapes never change (one jit compilation).
-      augment: apply ``augment_images`` (random flip and crop) to image inputs ``[N, H, W, C]``.
+      augment: apply ``augment_images`` (random flip and crop) to image inputs ``[N, H, W, C]``;
+        with cross-modal inputs to ``inputs[IMAGE]`` only (the text is left as it is), drawing
+        the same flips and crops as for a single-modality split of the same images.
 
     Yields:
-      Dicts with ``"inputs"`` ``[B, ...]`` float32, ``"labels"`` ``[B, C]`` float32 and
+      Dicts with ``"inputs"`` ``[B, ...]`` float32 (cross-modal: ``{IMAGE: [B, ...], TEXT:
+      [B, V]}``, the same rows of both), ``"labels"`` ``[B, C]`` float32 and
       ``"index"`` int32 ``[B]``, each item's row in the split (to update a memory bank of the
       whole split), plus ``"mask"`` when ``drop_remainder`` is ``False``.
 
@@ -124,16 +133,20 @@ def batches(
       ValueError: on a bad batch size, seed or epoch, a batch size larger than the split with
         ``drop_remainder=True`` (no batch at all), or ``augment`` on non-image inputs.
     """
-    num_items = int(np.shape(split.inputs)[0])
+    num_items = int(np.shape(split.labels)[0])
     count = num_batches(num_items, batch_size, drop_remainder=drop_remainder)
     if count == 0:
         raise ValueError(
             f"batch_size {batch_size} exceeds the split's {num_items} items, so an epoch with "
             "drop_remainder=True has no batch; use a smaller batch or drop_remainder=False."
         )
-    if augment and np.ndim(split.inputs) != 4:
+    cross_modal = isinstance(split.inputs, Mapping)
+    images = split.inputs[IMAGE] if cross_modal else split.inputs
+    if augment and np.ndim(images) != 4:
+        where = f"inputs[{IMAGE!r}]" if cross_modal else "inputs"
         raise ValueError(
-            f"augment=True needs image inputs [N, H, W, C], got shape {np.shape(split.inputs)}."
+            f"augment=True needs image inputs [N, H, W, C] in {where}, got shape "
+            f"{np.shape(images)}."
         )
     order = epoch_permutation(num_items, seed=seed, epoch=epoch)
     if not drop_remainder:
@@ -141,9 +154,13 @@ def batches(
     augment_rng = np.random.default_rng([seed, epoch, _AUGMENT_STREAM])
     for step in range(count):
         rows = order[step * batch_size : (step + 1) * batch_size]
-        inputs = split.inputs[rows]
+        inputs = _take_rows(split.inputs, rows)
+        if augment and cross_modal:
+            inputs = {**inputs, IMAGE: augment_images(inputs[IMAGE], augment_rng)}
+        elif augment:
+            inputs = augment_images(inputs, augment_rng)
         batch = {
-            "inputs": augment_images(inputs, augment_rng) if augment else inputs,
+            "inputs": inputs,
             "labels": split.labels[rows],
             "index": rows.astype(np.int32),
         }

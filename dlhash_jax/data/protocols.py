@@ -12,9 +12,14 @@ protocol"):
 Single-label data is sampled per class (stratified): a split of size n over C classes takes
 ``n // C`` items of every class plus one more from each of the first ``n % C`` classes.
 Multi-label data (where per-class stratification is not defined) is sampled uniformly. Sampling
-is a pure function of the seed; the indices of every split are saved with ``save_indices`` and
-reloaded with ``load_protocol_from_indices`` so others can reuse them exactly. The numbers of
-every protocol are in ``dlhash_jax/data/README.md``.
+is a pure function of the seed and the labels, never of the inputs, so a cross-modal protocol
+with the labels of a single-modality one draws the same indices. The indices of every split are
+saved with ``save_indices`` and reloaded with ``load_protocol_from_indices`` so others can reuse
+them exactly. The numbers of every protocol are in ``dlhash_jax/data/README.md``.
+
+Cross-modal protocols (``digits_mosaic_tags``, a features file with ``x_image`` and ``x_text``)
+hold inputs as a dict ``{IMAGE: [N, ...], TEXT: [N, V]}``; rows of both stay aligned with the
+labels and indices in every split.
 """
 
 from __future__ import annotations
@@ -26,13 +31,22 @@ import os
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
+import jax
 import numpy as np
 
 from dlhash_jax.data import sources
 
+# Keys of cross-modal inputs: ``Split.inputs`` is then ``{IMAGE: [N, ...], TEXT: [N, V]}``.
+IMAGE = sources.IMAGE
+TEXT = sources.TEXT
+
 FEATURES_PREFIX = "features:"
 MOSAIC_NUM_ITEMS = 2000
 MOSAIC_SEED = 0
+# Seed of the synthetic tags of digits_mosaic_tags; fixed like MOSAIC_SEED, so every split seed
+# sees the same texts. Distinct from MOSAIC_SEED so the tag noise and the mosaics draw from
+# different streams.
+MOSAIC_TAG_SEED = 1
 VOC_IMAGE_SIZE = 64
 _INDEX_FILE_VERSION = 1
 
@@ -42,12 +56,13 @@ class Split:
     """One split of a protocol.
 
     Attributes:
-      inputs: float32 ``[N, *input_shape]``.
+      inputs: float32 ``[N, *input_shape]``, or for cross-modal data a dict
+        ``{IMAGE: float32 [N, ...], TEXT: float32 [N, V]}`` (row i of each is item i).
       labels: float32 multi-hot ``[N, C]``.
       indices: int64 ``[N]``, ascending, the items' indices in the protocol's source.
     """
 
-    inputs: np.ndarray
+    inputs: np.ndarray | Mapping[str, np.ndarray]
     labels: np.ndarray
     indices: np.ndarray
 
@@ -55,10 +70,16 @@ class Split:
         return int(self.indices.shape[0])
 
     def __repr__(self) -> str:
-        return (
-            f"Split(n={len(self)}, inputs={self.inputs.dtype}{list(self.inputs.shape)}, "
-            f"labels={self.labels.dtype}{list(self.labels.shape)})"
-        )
+        if isinstance(self.inputs, Mapping):
+            inputs = ", ".join(f"{key}: {_describe_array(a)}" for key, a in self.inputs.items())
+            inputs = "{" + inputs + "}"
+        else:
+            inputs = _describe_array(self.inputs)
+        return f"Split(n={len(self)}, inputs={inputs}, labels={_describe_array(self.labels)})"
+
+
+def _describe_array(array: np.ndarray) -> str:
+    return f"{array.dtype}{list(array.shape)}"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -70,11 +91,13 @@ class RetrievalData:
       seed: seed the splits were sampled with.
       train, validation, query, database: the splits.
       num_classes: C, the width of every split's labels.
-      input_shape: shape of one input, e.g. ``(8, 8, 1)``.
+      input_shape: shape of one input, e.g. ``(8, 8, 1)``; for cross-modal data a dict, e.g.
+        ``{IMAGE: (16, 16, 1), TEXT: (80,)}``.
       overrides: the keyword overrides the protocol was loaded with.
       num_source_items: number of items in the source the indices point into.
-      source_fingerprint: SHA-256 of the source's input shape and labels, saved with the indices
-        so that reloading them against a changed source is refused.
+      source_fingerprint: SHA-256 of the source's input shapes, labels and (cross-modal) text
+        vectors, saved with the indices so that reloading them against a changed source is
+        refused.
     """
 
     name: str
@@ -84,10 +107,15 @@ class RetrievalData:
     query: Split
     database: Split
     num_classes: int
-    input_shape: tuple[int, ...]
+    input_shape: tuple[int, ...] | Mapping[str, tuple[int, ...]]
     overrides: Mapping[str, Any]
     num_source_items: int
     source_fingerprint: str = dataclasses.field(repr=False)
+
+    @property
+    def cross_modal(self) -> bool:
+        """Whether the inputs are ``{IMAGE: ..., TEXT: ...}`` dicts (image and text per item)."""
+        return isinstance(self.input_shape, Mapping)
 
     @property
     def sizes(self) -> dict[str, int]:
@@ -128,12 +156,17 @@ class ProtocolSpec:
       sizes: default ``query_size``, ``train_size``, ``validation_size`` (``None`` train size:
         every database item not in validation); splits the source fixes have no size.
       source_options: default options passed to ``load`` and accepted as overrides.
+      option_checks: option name -> ``check(name, value)`` raising ValueError on a bad value;
+        one for every key of ``source_options``.
     """
 
     description: str
     load: Callable[..., sources.Source]
     sizes: Mapping[str, int | None]
     source_options: Mapping[str, Any] = dataclasses.field(default_factory=dict)
+    option_checks: Mapping[str, Callable[[str, Any], None]] = dataclasses.field(
+        default_factory=dict
+    )
 
 
 def _digits(data_dir) -> sources.Source:
@@ -145,6 +178,15 @@ def _digits_mosaic(data_dir) -> sources.Source:
     del data_dir  # Generated from the embedded digits.
     inputs, labels, _ = sources.digits_mosaic(MOSAIC_NUM_ITEMS, seed=MOSAIC_SEED)
     return sources.Source(inputs, labels)
+
+
+def _digits_mosaic_tags(data_dir, *, tag_drop_rate: float, tag_spurious_rate: float):
+    del data_dir  # Generated from the embedded digits.
+    inputs, labels, _ = sources.digits_mosaic(MOSAIC_NUM_ITEMS, seed=MOSAIC_SEED)
+    text = sources.tags_from_labels(
+        labels, seed=MOSAIC_TAG_SEED, drop_rate=tag_drop_rate, spurious_rate=tag_spurious_rate
+    )
+    return sources.Source({IMAGE: inputs, TEXT: text}, labels)
 
 
 def _tfds_pooled(tfds_name: str) -> Callable[..., sources.Source]:
@@ -168,6 +210,13 @@ def _voc2007(data_dir, *, image_size: int) -> sources.Source:
 
 
 _STANDARD_SIZES = {"query_size": 1000, "train_size": 5000, "validation_size": 1000}
+_MOSAIC_SIZES = {"query_size": 200, "train_size": 1000, "validation_size": 200}
+
+
+def _check_positive_option(key: str, value) -> None:
+    _check_count(key, value, minimum=1)
+
+
 
 PROTOCOLS: Mapping[str, ProtocolSpec] = {
     "digits": ProtocolSpec(
@@ -180,7 +229,16 @@ PROTOCOLS: Mapping[str, ProtocolSpec] = {
         "2,000 16x16 multi-label mosaics of 1-4 digits (embedded): query 200, train 1,000, "
         "validation 200, database 1,800",
         _digits_mosaic,
-        {"query_size": 200, "train_size": 1000, "validation_size": 200},
+        _MOSAIC_SIZES,
+    ),
+    "digits_mosaic_tags": ProtocolSpec(
+        "cross-modal digits_mosaic: the same mosaics and splits, each with a synthetic noisy "
+        f"tag vector over {len(sources.TAG_VOCABULARY)} words as its text: query 200, train "
+        "1,000, validation 200, database 1,800",
+        _digits_mosaic_tags,
+        _MOSAIC_SIZES,
+        {"tag_drop_rate": sources.TAG_DROP_RATE, "tag_spurious_rate": sources.TAG_SPURIOUS_RATE},
+        {"tag_drop_rate": sources._check_rate, "tag_spurious_rate": sources._check_rate},
     ),
     "mnist": ProtocolSpec(
         "tfds mnist, train+test pooled (70,000): query 1,000, train 5,000, validation 1,000, "
@@ -212,12 +270,13 @@ PROTOCOLS: Mapping[str, ProtocolSpec] = {
         _voc2007,
         {"train_size": None, "validation_size": 500},
         {"image_size": VOC_IMAGE_SIZE},
+        {"image_size": _check_positive_option},
     ),
 }
 PROTOCOL_NAMES = tuple(PROTOCOLS) + (FEATURES_PREFIX + "<path.npz>",)
 
 _FEATURES_SPEC = ProtocolSpec(
-    "a user .npz of features x and labels y",
+    "a user .npz of features x (or x_image and x_text, cross-modal) and labels y",
     lambda data_dir, *, path: sources.load_features(path),
     {"query_size": 1000, "train_size": 5000, "validation_size": 1000},
 )
@@ -263,7 +322,7 @@ def _split_overrides(
         _check_count(key, value, minimum=minimum, allow_none=key == "train_size")
     options = {key: overrides.get(key, default) for key, default in spec.source_options.items()}
     for key, value in options.items():
-        _check_count(key, value, minimum=1)
+        spec.option_checks[key](key, value)
     return sizes, options
 
 
@@ -403,9 +462,20 @@ def _make_splits(
 
 def _fingerprint(source: sources.Source) -> str:
     digest = hashlib.sha256()
-    digest.update(repr(source.inputs.shape).encode())
+    if source.cross_modal:
+        digest.update(repr({key: source.inputs[key].shape for key in sources.MODALITIES}).encode())
+    else:
+        digest.update(repr(source.inputs.shape).encode())
     digest.update(np.ascontiguousarray(source.labels).tobytes())
+    if source.cross_modal:
+        # Text vectors are small (unlike images) and, for digits_mosaic_tags, generated by this
+        # library, so a change of the tag generator must not pass unnoticed.
+        digest.update(np.ascontiguousarray(source.inputs[TEXT], np.float32).tobytes())
     return digest.hexdigest()
+
+
+def _rows(inputs, indices: np.ndarray):
+    return jax.tree.map(lambda array: array[indices], inputs)
 
 
 def _assemble(
@@ -416,14 +486,14 @@ def _assemble(
     splits: Mapping[str, np.ndarray],
 ) -> RetrievalData:
     made = {
-        split: Split(source.inputs[indices], source.labels[indices], indices)
+        split: Split(_rows(source.inputs, indices), source.labels[indices], indices)
         for split, indices in splits.items()
     }
     return RetrievalData(
         name=name,
         seed=int(seed),
         num_classes=source.num_classes,
-        input_shape=tuple(source.inputs.shape[1:]),
+        input_shape=jax.tree.map(lambda a: tuple(a.shape[1:]), source.inputs),
         overrides=dict(overrides),
         num_source_items=len(source),
         source_fingerprint=_fingerprint(source),
@@ -446,6 +516,11 @@ def load_protocol(
       (10 / 50 / 10 per class), database 1,697.
     - ``"digits_mosaic"``: 2,000 generated 16x16 multi-label mosaics; query 200, train 1,000,
       validation 200, database 1,800.
+    - ``"digits_mosaic_tags"``: cross-modal ``digits_mosaic`` (same mosaics, labels and, for
+      the same seed, indices); inputs ``{IMAGE: [N, 16, 16, 1], TEXT: [N, 80]}``, the text a
+      synthetic noisy tag vector per mosaic over the 80 tags of ``sources.TAG_VOCABULARY``
+      (``sources.tags_from_labels`` with seed ``MOSAIC_TAG_SEED``; overrides ``tag_drop_rate``,
+      default 0.2, and ``tag_spurious_rate``, default 0.02).
     - ``"mnist"``, ``"fashion_mnist"``, ``"cifar10"``: tfds train+test pooled; query 1,000, train
       5,000, validation 1,000 (100 / 500 / 100 per class), database = all but the queries.
     - ``"cifar100"``: tfds train+test pooled; query 10,000, train 10,000, validation 5,000
@@ -453,29 +528,32 @@ def load_protocol(
     - ``"voc2007"``: tfds voc/2007; query = test (4,952), database = trainval (5,011),
       validation 500 and train 4,511 from trainval; images resized to 64x64.
     - ``"features:<path.npz>"``: a user file (see ``sources.load_features``); defaults query
-      1,000, train 5,000, validation 1,000 unless the file fixes its splits.
+      1,000, train 5,000, validation 1,000 unless the file fixes its splits. A file with
+      ``x_image`` and ``x_text`` instead of ``x`` gives cross-modal data.
 
     Args:
       name: protocol name.
       seed: non-negative integer; the splits are a pure function of (source, sizes, seed).
       data_dir: tfds data directory for the tfds protocols (ignored by the others).
       **overrides: ``query_size``, ``train_size`` (``None``: every database item not in
-        validation), ``validation_size`` (0 allowed) for splits the source does not fix, and
-        ``image_size`` for ``voc2007``.
+        validation), ``validation_size`` (0 allowed) for splits the source does not fix,
+        ``image_size`` for ``voc2007``, ``tag_drop_rate`` and ``tag_spurious_rate`` (in [0, 1])
+        for ``digits_mosaic_tags``.
 
     Returns:
-      A ``RetrievalData``.
+      A ``RetrievalData``; ``cross_modal`` tells whether its inputs are ``{IMAGE, TEXT}`` dicts.
 
     Raises:
-      ValueError: for an unknown name (the message lists the known ones), an unknown override, a
-        bad seed, or sizes the data cannot satisfy (the message gives the numbers).
+      ValueError: for an unknown name (the message lists the known ones), an unknown override or
+        a bad value of one, a bad seed, or sizes the data cannot satisfy (the message gives the
+        numbers).
       FileNotFoundError: if a tfds dataset is not prepared (the message says how to prepare it).
     """
     spec, fixed_options = _resolve(name)
     _check_count("seed", seed, minimum=0)
-    # NumPy integers become ints so the overrides serialise to JSON in save_indices.
+    # NumPy scalars become Python numbers so the overrides serialise to JSON in save_indices.
     overrides = {
-        key: int(value) if isinstance(value, np.integer) else value
+        key: value.item() if isinstance(value, (np.integer, np.floating)) else value
         for key, value in overrides.items()
     }
     sizes, options = _split_overrides(name, spec, overrides)

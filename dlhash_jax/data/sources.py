@@ -4,7 +4,8 @@ A source is what a retrieval protocol (``protocols.py``) splits into query, trai
 database items. Every source yields the same layout:
 
 - ``inputs``: float32 ``[N, *input_shape]``; images are NHWC scaled to [0, 1], feature files are
-  passed through unscaled;
+  passed through unscaled. Cross-modal sources hold a dict ``{IMAGE: [N, ...], TEXT: [N, V]}``
+  instead (the two modalities of each item in the same row);
 - ``labels``: float32 multi-hot ``[N, C]`` (single-label data is one-hot);
 - ``fixed_splits``: index arrays of splits the dataset itself fixes (VOC2007's test split is the
   query set, a ``.npz`` file may carry its own split indices); empty when the protocol samples them.
@@ -27,8 +28,20 @@ from sklearn import datasets as sklearn_datasets
 
 SPLIT_NAMES = ("query", "train", "validation", "database")
 
-# Keys a features file may hold; the `*_indices` keys fix splits instead of sampling them.
-FEATURE_KEYS = ("x", "y", "num_classes") + tuple(f"{name}_indices" for name in SPLIT_NAMES)
+# Keys of cross-modal inputs, ``{IMAGE: [N, ...], TEXT: [N, V]}``.
+IMAGE = "image"
+TEXT = "text"
+MODALITIES = (IMAGE, TEXT)
+
+# Keys a features file may hold; `x` or the pair `x_image`, `x_text` (cross-modal) holds the
+# inputs, and the `*_indices` keys fix splits instead of sampling them.
+_MODALITY_FEATURE_KEYS = {IMAGE: "x_image", TEXT: "x_text"}
+FEATURE_KEYS = (
+    ("x",)
+    + tuple(_MODALITY_FEATURE_KEYS.values())
+    + ("y", "num_classes")
+    + tuple(f"{name}_indices" for name in SPLIT_NAMES)
+)
 
 # sklearn's digits are 4-bit intensities 0..16.
 _DIGITS_MAX_INTENSITY = 16.0
@@ -36,27 +49,105 @@ _DIGIT_SIDE = 8
 _NUM_DIGIT_CLASSES = 10
 _MOSAIC_GRID = 2
 
+DIGIT_WORDS = ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine")
+# The numeral of each class, a second tag it implies: like real users, taggers write "3" as often
+# as "three".
+DIGIT_NUMERALS = tuple(str(c) for c in range(_NUM_DIGIT_CLASSES))
+# Stroke shape of each digit class as drawn in sklearn's digits: a closed loop, straight strokes
+# only, or open curves. Every class has exactly one shape, so a shape tag is implied by a label
+# set whenever one of its classes is present.
+TAG_SHAPES = {"loop": (0, 6, 8, 9), "straight": (1, 4, 7), "curve": (2, 3, 5)}
+# Words no class implies; they only ever appear as noise, like the off-topic tags of Flickr data.
+# Objects and photo terms rather than words true of every mosaic ("grid", "gray"), which a real
+# tagger would use as content. 57 of them make V = 80: CCA+ITQ (baselines.fit_cca_itq) yields at
+# most min(D_image, D_text) bits, and the results tables need 64.
+TAG_DISTRACTORS = (
+    # Scanning and photography.
+    "scan", "pixel", "blur", "noise", "grain", "crop", "zoom", "focus", "shadow", "photo",
+    "camera", "lens", "flash", "film", "scanner", "printer", "copy", "screen",
+    # Paper and office.
+    "ink", "paper", "pen", "page", "pencil", "eraser", "ruler", "stapler", "clip", "tape", "glue",
+    "marker", "chalk", "folder", "file", "envelope", "stamp", "notebook", "book", "mail",
+    "receipt", "calendar", "archive", "office",
+    # Everyday objects.
+    "desk", "lamp", "chair", "table", "window", "shelf", "cup", "coffee", "phone", "keyboard",
+    "mouse", "cable", "clock", "bag", "key",
+)
+TAG_VOCABULARY = DIGIT_WORDS + DIGIT_NUMERALS + tuple(TAG_SHAPES) + TAG_DISTRACTORS
+TAG_DROP_RATE = 0.2
+# A mosaic (1-4 classes) implies 3-11 tags and leaves 69-77 others, each added at this rate: 0.02
+# adds about 1.5 noise tags per mosaic, where 0.05 would add 3.5-3.9, more than the 3 true tags of
+# a single digit.
+TAG_SPURIOUS_RATE = 0.02
+
+
+def _implied_tags() -> np.ndarray:
+    """``[10, V]`` 0/1: row c marks the tags class c implies (its word, numeral and shape)."""
+    implied = np.zeros((_NUM_DIGIT_CLASSES, len(TAG_VOCABULARY)), np.float32)
+    for c in range(_NUM_DIGIT_CLASSES):
+        implied[c, TAG_VOCABULARY.index(DIGIT_WORDS[c])] = 1.0
+        implied[c, TAG_VOCABULARY.index(DIGIT_NUMERALS[c])] = 1.0
+    for shape, classes in TAG_SHAPES.items():
+        implied[list(classes), TAG_VOCABULARY.index(shape)] = 1.0
+    return implied
+
+
+def _check_inputs(inputs, num_items: int) -> None:
+    """Raises ValueError unless inputs are ``[N, ...]`` or ``{IMAGE: [N, ...], TEXT: [N, V]}``."""
+    if isinstance(inputs, Mapping):
+        if set(inputs) != set(MODALITIES):
+            raise ValueError(
+                f"Source: cross-modal inputs must have exactly the keys {list(MODALITIES)}, got "
+                f"{sorted(inputs)}."
+            )
+        if np.ndim(inputs[TEXT]) != 2:
+            raise ValueError(
+                f"Source: inputs[{TEXT!r}] must be [N, V] (one vector per item), got shape "
+                f"{np.shape(inputs[TEXT])}."
+            )
+        leaves = {f"inputs[{key!r}]": np.shape(inputs[key]) for key in MODALITIES}
+    else:
+        leaves = {"inputs": np.shape(inputs)}
+    for key, shape in leaves.items():
+        if not shape or shape[0] != num_items:
+            raise ValueError(
+                f"Source: {key} has shape {shape}, but the labels have {num_items} items; every "
+                "input needs one row per item."
+            )
+
 
 @dataclasses.dataclass(frozen=True)
 class Source:
     """A whole dataset in memory.
 
     Attributes:
-      inputs: float32 ``[N, *input_shape]``.
+      inputs: float32 ``[N, *input_shape]``, or for a cross-modal source a dict
+        ``{IMAGE: float32 [N, ...], TEXT: float32 [N, V]}``.
       labels: float32 multi-hot ``[N, C]``.
       fixed_splits: split name -> int64 indices into the N items, for splits the dataset fixes.
+
+    Raises:
+      ValueError: if the inputs' rows disagree with the labels', or a dict has other keys.
     """
 
-    inputs: np.ndarray
+    inputs: np.ndarray | Mapping[str, np.ndarray]
     labels: np.ndarray
     fixed_splits: Mapping[str, np.ndarray] = dataclasses.field(default_factory=dict)
+
+    def __post_init__(self):
+        _check_inputs(self.inputs, self.labels.shape[0])
 
     @property
     def num_classes(self) -> int:
         return self.labels.shape[1]
 
+    @property
+    def cross_modal(self) -> bool:
+        """Whether the inputs are the ``{IMAGE, TEXT}`` dict."""
+        return isinstance(self.inputs, Mapping)
+
     def __len__(self) -> int:
-        return self.inputs.shape[0]
+        return self.labels.shape[0]
 
 
 def one_hot(class_ids: np.ndarray, num_classes: int) -> np.ndarray:
@@ -133,6 +224,81 @@ def digits_mosaic(
     rows = np.broadcast_to(np.arange(num_items)[:, None], classes.shape)
     labels[rows[filled], classes[filled]] = 1.0
     return inputs, labels, tiles.astype(np.int64)
+
+
+def _check_rate(name: str, value) -> None:
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, (int, float, np.integer, np.floating))
+        or not 0.0 <= value <= 1.0
+    ):
+        raise ValueError(f"{name} must be a probability, a number in [0, 1], got {value!r}.")
+
+
+def tags_from_labels(
+    labels: np.ndarray,
+    *,
+    seed: int,
+    drop_rate: float = TAG_DROP_RATE,
+    spurious_rate: float = TAG_SPURIOUS_RATE,
+) -> np.ndarray:
+    """Synthetic noisy tags of digit label sets: the text modality of ``digits_mosaic_tags``.
+
+    The text is synthetic: it is generated from the labels, not written by people. It stands in
+    for the user tags of MIRFlickr-25K or NUS-WIDE, which describe an image's content
+    incompletely and add words unrelated to it. Vocabulary ``TAG_VOCABULARY`` (V = 80, fixed):
+    the ten class words ``"zero"`` .. ``"nine"`` (``DIGIT_WORDS``), the ten numerals ``"0"`` ..
+    ``"9"`` (``DIGIT_NUMERALS``), the three stroke shapes of ``TAG_SHAPES`` (``"loop"`` for 0, 6,
+    8, 9; ``"straight"`` for 1, 4, 7; ``"curve"`` for 2, 3, 5) and 57 distractors
+    (``TAG_DISTRACTORS``: scanning, office and everyday words) that no class implies. An item's
+    label set implies the word, the numeral and the shape of each of its classes, so a word and
+    its numeral always come together before noise, as when people tag with either. Noise, drawn
+    independently for every (item, tag) pair: an implied tag is dropped with probability
+    ``drop_rate``, a tag not implied is added with probability ``spurious_rate``. Hence an item
+    can lose all its true tags (a single digit keeps none of its three with probability
+    ``drop_rate³``, 0.8% by default, and also gets no spurious tag, so has no tag at all, with
+    probability ``drop_rate³ · (1 − spurious_rate)^77``, 0.17% by default) and sharing a tag
+    does not mean sharing a label (a shape is shared by several classes, a distractor by chance).
+
+    Args:
+      labels: multi-hot ``[N, 10]`` of 0/1 over the digit classes (any numeric dtype).
+      seed: non-negative integer seed of ``np.random.default_rng``; the same (labels, seed)
+        gives the same tags, and row i's noise depends on the seed and i only.
+      drop_rate: probability in [0, 1] that an implied tag is left out.
+      spurious_rate: probability in [0, 1] that a tag not implied is added.
+
+    Returns:
+      float32 ``[N, V]`` of 0/1, column j for ``TAG_VOCABULARY[j]``.
+
+    Raises:
+      ValueError: if ``labels`` is not ``[N, 10]`` of 0/1, ``seed`` is not a non-negative
+        integer, or a rate is not a number in [0, 1].
+    """
+    labels = np.asarray(labels)
+    if labels.ndim != 2 or labels.shape[1] != _NUM_DIGIT_CLASSES:
+        raise ValueError(
+            f"labels must be multi-hot [N, {_NUM_DIGIT_CLASSES}] over the digit classes, got "
+            f"shape {labels.shape}."
+        )
+    if not (np.issubdtype(labels.dtype, np.number) or labels.dtype == np.bool_):
+        raise ValueError(f"labels must be numeric 0/1, got dtype {labels.dtype}.")
+    outside = (labels != 0) & (labels != 1)
+    if outside.any():
+        raise ValueError(
+            f"labels must hold only 0 and 1, found {int(outside.sum())} other entries (e.g. "
+            f"{labels[outside].flat[0].item()!r})."
+        )
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
+        raise ValueError(f"seed must be a non-negative integer, got {seed!r}.")
+    _check_rate("drop_rate", drop_rate)
+    _check_rate("spurious_rate", spurious_rate)
+    implied = (labels.astype(np.float32) @ _implied_tags()) > 0
+    # One uniform per (item, tag) decides whichever of the two events applies to that entry, so
+    # entries stay independent; u < 1 always, so a rate of 1 (or 0) is exactly always (never).
+    uniform = np.random.default_rng(seed).random(implied.shape)
+    kept = implied & (uniform >= drop_rate)
+    added = ~implied & (uniform < spurious_rate)
+    return (kept | added).astype(np.float32)
 
 
 def _tfds_prepare_hint(tfds_name: str, data_dir_root: str) -> str:
@@ -276,12 +442,44 @@ def _validate_feature_indices(name: str, indices: np.ndarray, num_items: int, pa
     return indices.astype(np.int64)
 
 
+def _feature_inputs(path: str, key: str, x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    if x.ndim < 2 or not (np.issubdtype(x.dtype, np.number) or x.dtype == np.bool_):
+        raise ValueError(
+            f"{path}: '{key}' must be a numeric [N, ...] array with N >= 1 items, got dtype "
+            f"{x.dtype} and shape {x.shape}."
+        )
+    if key == _MODALITY_FEATURE_KEYS[TEXT] and x.ndim != 2:
+        raise ValueError(
+            f"{path}: '{key}' must be [N, V], one text vector per item, got shape {x.shape}."
+        )
+    if y.ndim == 0 or x.shape[0] != y.shape[0]:
+        raise ValueError(
+            f"{path}: '{key}' and 'y' must have the same number of items (first axis), got "
+            f"shapes {x.shape} and {y.shape}."
+        )
+    if x.shape[0] == 0:
+        raise ValueError(f"{path}: '{key}' has no items, shape {x.shape}.")
+    inputs = x.astype(np.float32)
+    if not np.isfinite(inputs).all():
+        bad = np.argwhere(~np.isfinite(inputs))[0]
+        raise ValueError(
+            f"{path}: '{key}' holds {int((~np.isfinite(inputs)).sum())} non-finite values (NaN "
+            f"or inf; as float32), the first at index {tuple(int(i) for i in bad)}."
+        )
+    return inputs
+
+
 def load_features(path: str | os.PathLike) -> Source:
     """Loads a user-provided ``.npz`` of feature vectors (or any arrays) and labels.
 
     Keys (``np.load(path, allow_pickle=False)``; object arrays are refused):
 
     - ``x``: ``[N, ...]`` numeric, finite; cast to float32, not rescaled.
+    - or, for cross-modal data (e.g. MIRFlickr-25K or NUS-WIDE image features and tag vectors),
+      both ``x_image``: ``[N, ...]`` (images NHWC or feature vectors) and ``x_text``: ``[N, V]``
+      (e.g. bag-of-words tags), each numeric and finite, cast to float32, not rescaled; the
+      source's inputs are then ``{IMAGE: x_image, TEXT: x_text}``. ``x`` and this pair are
+      mutually exclusive.
     - ``y``: integer class ids ``[N]`` in ``[0, num_classes)``, or multi-hot ``[N, C]`` of 0/1.
     - ``num_classes`` (optional, with 1-D ``y``): scalar class count; default ``max(y) + 1``.
     - ``query_indices``, ``train_indices``, ``validation_indices``, ``database_indices``
@@ -296,8 +494,9 @@ def load_features(path: str | os.PathLike) -> Source:
       A ``Source`` whose ``fixed_splits`` holds the split indices found in the file.
 
     Raises:
-      ValueError: on a missing or unknown key, a pickled object array, non-finite ``x``, labels
-        out of range, or arrays whose lengths disagree; the message names the file and the key.
+      ValueError: on a missing or unknown key, ``x`` together with ``x_image``/``x_text`` or one
+        of that pair without the other, a pickled object array, non-finite inputs, labels out of
+        range, or arrays whose lengths disagree; the message names the file and the key.
     """
     path = os.fspath(path)
     try:
@@ -311,32 +510,33 @@ def load_features(path: str | os.PathLike) -> Source:
     unknown = sorted(set(arrays) - set(FEATURE_KEYS))
     if unknown:
         raise ValueError(f"{path}: unknown keys {unknown}; allowed keys are {list(FEATURE_KEYS)}.")
-    missing = [key for key in ("x", "y") if key not in arrays]
+    pair = [key for key in _MODALITY_FEATURE_KEYS.values() if key in arrays]
+    if "x" in arrays and pair:
+        raise ValueError(
+            f"{path}: holds 'x' and {pair}; give 'x' (one modality) or 'x_image' and 'x_text' "
+            "(cross-modal), not both."
+        )
+    if len(pair) == 1:
+        (other,) = set(_MODALITY_FEATURE_KEYS.values()) - set(pair)
+        raise ValueError(
+            f"{path}: holds '{pair[0]}' without '{other}'; cross-modal files need both (a file "
+            "with one modality holds it as 'x')."
+        )
+    input_keys = pair or ["x"]
+    missing = [key for key in input_keys + ["y"] if key not in arrays]
     if missing:
         raise ValueError(f"{path}: missing required keys {missing}; found keys {sorted(arrays)}.")
 
-    x, y = arrays["x"], arrays["y"]
-    if x.ndim < 2 or not (np.issubdtype(x.dtype, np.number) or x.dtype == np.bool_):
-        raise ValueError(
-            f"{path}: 'x' must be a numeric [N, ...] array with N >= 1 items, got dtype {x.dtype} "
-            f"and shape {x.shape}."
-        )
-    if y.ndim == 0 or x.shape[0] != y.shape[0]:
-        raise ValueError(
-            f"{path}: 'x' and 'y' must have the same number of items (first axis), got shapes "
-            f"{x.shape} and {y.shape}."
-        )
-    if x.shape[0] == 0:
-        raise ValueError(f"{path}: 'x' has no items, shape {x.shape}.")
-    inputs = x.astype(np.float32)
-    if not np.isfinite(inputs).all():
-        bad = np.argwhere(~np.isfinite(inputs))[0]
-        raise ValueError(
-            f"{path}: 'x' holds {int((~np.isfinite(inputs)).sum())} non-finite values (NaN or "
-            f"inf; as float32), the first at index {tuple(int(i) for i in bad)}."
-        )
+    y = arrays["y"]
+    if pair:
+        inputs = {
+            modality: _feature_inputs(path, key, arrays[key], y)
+            for modality, key in _MODALITY_FEATURE_KEYS.items()
+        }
+    else:
+        inputs = _feature_inputs(path, "x", arrays["x"], y)
     labels = _feature_labels(path, y, arrays.get("num_classes"))
-    num_items = x.shape[0]
+    num_items = y.shape[0]
     fixed = {
         name: _validate_feature_indices(key, arrays[key], num_items, path)
         for name, key in ((name, f"{name}_indices") for name in SPLIT_NAMES)

@@ -7,6 +7,7 @@ writing a module with a ``RECIPE`` and one line in ``RECIPES``.
 
 from dlhash_jax.methods import cnnh
 from dlhash_jax.methods import csq
+from dlhash_jax.methods import dcmh
 from dlhash_jax.methods import dh
 from dlhash_jax.methods import discrete_supervised
 from dlhash_jax.methods import dlbhc
@@ -17,6 +18,7 @@ from dlhash_jax.methods import dsh
 from dlhash_jax.methods import dsrh
 from dlhash_jax.methods import dsrh_triplet
 from dlhash_jax.methods import fingerprint
+from dlhash_jax.methods import glsp
 from dlhash_jax.methods import greedyhash
 from dlhash_jax.methods import hashnet
 from dlhash_jax.methods import hinge_softmax
@@ -32,11 +34,13 @@ from dlhash_jax.methods._recipe import LossFn
 from dlhash_jax.methods._recipe import MemoryBank
 from dlhash_jax.methods._recipe import Recipe
 from dlhash_jax.methods._recipe import build_backbone
+from dlhash_jax.methods._recipe import cross_modal_network
 from dlhash_jax.methods._recipe import hash_network
 
 RECIPES = {
     "cnnh": cnnh.RECIPE,
     "csq": csq.RECIPE,
+    "dcmh": dcmh.RECIPE,
     "dh": dh.RECIPE,
     "discrete_supervised": discrete_supervised.RECIPE,
     "dlbhc": dlbhc.RECIPE,
@@ -47,6 +51,7 @@ RECIPES = {
     "dsrh": dsrh.RECIPE,
     "dsrh_triplet": dsrh_triplet.RECIPE,
     "fingerprint": fingerprint.RECIPE,
+    "glsp": glsp.RECIPE,
     "greedyhash": greedyhash.RECIPE,
     "hashnet": hashnet.RECIPE,
     "hinge_softmax": hinge_softmax.RECIPE,
@@ -57,6 +62,10 @@ RECIPES = {
     "ssdh": ssdh.RECIPE,
     "udh": udh.RECIPE,
 }
+
+
+# Recipes that take image and text inputs (a cross-modal protocol).
+CROSS_MODAL = tuple(name for name, recipe in RECIPES.items() if recipe.cross_modal)
 
 
 def get_recipe(name: str) -> Recipe:
@@ -73,13 +82,16 @@ def get_recipe(name: str) -> Recipe:
 __all__ = [
     "AXIS_NAME",
     "BACKBONES",
+    "CROSS_MODAL",
     "LossFn",
     "MemoryBank",
     "RECIPES",
     "Recipe",
     "build_backbone",
+    "cross_modal_network",
     "cnnh",
     "csq",
+    "dcmh",
     "dh",
     "discrete_supervised",
     "dlbhc",
@@ -91,6 +103,7 @@ __all__ = [
     "dsrh_triplet",
     "fingerprint",
     "get_recipe",
+    "glsp",
     "greedyhash",
     "hash_network",
     "hashnet",

@@ -17,7 +17,12 @@ How the families of the survey (§5) fit this interface:
 - unsupervised and autoencoder methods (DH, UDH): the loss reads ``batch["inputs"]`` and the
   model's reconstruction, and ignores the labels;
 - β continuation (HashNet): ``beta_schedule(hparams)`` returns ``step -> β``, which the loop
-  passes to the model as ``beta`` at every step.
+  passes to the model as ``beta`` at every step;
+- cross-modal methods (DCMH, GLSP): ``cross_modal=True``; the inputs are
+  ``{"image": ..., "text": ...}``, the model a :class:`~dlhash_jax.models.CrossModalNetwork`, the
+  bank keeps both modalities' outputs (``bank_output="stacked"``, ``[N, 2, L]``), and
+  ``alternating=("image", "text")`` makes the loop update one network per step with the other
+  fixed, as the papers' alternating optimisation does.
 """
 
 from __future__ import annotations
@@ -81,6 +86,14 @@ class Recipe:
       bank_output: key of ``outputs`` kept in the memory bank, or ``None`` for no bank.
       beta_schedule: optional ``hparams -> (step -> β)`` for relaxations annealed by
         continuation; ``None`` keeps ``β = 1``.
+      bank_init: how the bank starts: ``"outputs"``, the untrained network's outputs on the
+        training split, or ``"normal"``, standard normal values (DCMH's authors initialise
+        ``F`` and ``G`` so, which keeps two networks with near-zero outputs from starting at
+        the saddle ``F = G = 0`` of the cross-modal likelihood).
+      cross_modal: the method takes ``{"image", "text"}`` inputs (a cross-modal protocol).
+      alternating: names of the model's top-level parameter groups, updated one per step in
+        turn (step ``t`` updates group ``t % len(alternating)``; see
+        ``dlhash_jax.train.make_optimizer``); empty: every parameter at every step.
     """
 
     name: str
@@ -91,6 +104,9 @@ class Recipe:
     default_hparams: Mapping[str, Any]
     bank_output: str | None = None
     beta_schedule: Callable[[Mapping[str, Any]], Callable[[Any], Any]] | None = None
+    cross_modal: bool = False
+    alternating: tuple[str, ...] = ()
+    bank_init: str = "outputs"
 
 
 def build_backbone(model_config: ml_collections.ConfigDict) -> nn.Module:
@@ -135,3 +151,20 @@ def hash_network(
     """
     head = models.HashHead(config.bits, relaxation=relaxation, num_classes=num_classes)
     return models.HashNetwork(build_backbone(config.model), head)
+
+
+def cross_modal_network(config: ml_collections.ConfigDict, *, relaxation: str) -> nn.Module:
+    """An image hash network (``config.model``'s backbone) and a text hash network.
+
+    The text network is a :class:`~dlhash_jax.models.TextEncoder` MLP of widths
+    ``config.model.text_features`` on the bag-of-words vector; both end in a
+    ``HashHead(config.bits, relaxation)``, so the two modalities share one code length.
+    """
+    image = models.HashNetwork(
+        build_backbone(config.model), models.HashHead(config.bits, relaxation=relaxation)
+    )
+    text = models.HashNetwork(
+        models.TextEncoder(tuple(config.model.text_features)),
+        models.HashHead(config.bits, relaxation=relaxation),
+    )
+    return models.CrossModalNetwork(image=image, text=text)

@@ -14,14 +14,19 @@ from dlhash_jax.models.heads import HASH_RELAXATIONS
 from dlhash_jax.models.heads import DivideAndEncode
 from dlhash_jax.models.heads import HashHead
 from dlhash_jax.models.heads import LatentLayer
+from dlhash_jax.models.network import MODALITIES
+from dlhash_jax.models.network import CrossModalNetwork
 from dlhash_jax.models.network import HashNetwork
 from dlhash_jax.models.network import encode
+from dlhash_jax.models.network import map_in_batches
 from dlhash_jax.models.network import num_params
+from dlhash_jax.models.network import num_rows
 from dlhash_jax.models.text import TextEncoder
 
 __all__ = [
     "Autoencoder",
     "ConvNet",
+    "CrossModalNetwork",
     "DIVIDE_AND_ENCODE_RELAXATIONS",
     "DivideAndEncode",
     "HASH_RELAXATIONS",
@@ -29,8 +34,11 @@ __all__ = [
     "HashNetwork",
     "LatentLayer",
     "MLP",
+    "MODALITIES",
     "ResNet",
     "TextEncoder",
     "encode",
+    "map_in_batches",
     "num_params",
+    "num_rows",
 ]

@@ -129,3 +129,65 @@ def test_shard_batch_errors():
         batching.shard_batch({"inputs": np.ones((6, 2)), "labels": np.ones((4, 3))}, 2)
     with pytest.raises(ValueError, match="num_devices must be a positive integer, got 0"):
         batching.shard_batch(batch, 0)
+
+
+def _pairs(num_items=23):
+    plain = _split(num_items)
+    # Row i of the text is i, 2i, 3i: every text row names its item, so misalignment shows.
+    text = np.arange(num_items, dtype=np.float32)[:, None] * np.arange(1, 4, dtype=np.float32)
+    inputs = {"image": plain.inputs, "text": text}
+    return Split(inputs, plain.labels, plain.indices), plain
+
+
+@pytest.mark.parametrize("drop_remainder", [True, False])
+def test_cross_modal_batches_keep_rows_aligned(drop_remainder):
+    split, plain = _pairs()
+    epoch = _epoch(split, 5, seed=2, epoch=1, drop_remainder=drop_remainder)
+    reference = _epoch(plain, 5, seed=2, epoch=1, drop_remainder=drop_remainder)
+    assert len(epoch) == len(reference) == (4 if drop_remainder else 5)
+    for batch, plain_batch in zip(epoch, reference):
+        assert set(batch["inputs"]) == {"image", "text"}
+        rows = batch["index"]
+        np.testing.assert_array_equal(rows, plain_batch["index"])
+        np.testing.assert_array_equal(batch["inputs"]["image"], split.inputs["image"][rows])
+        np.testing.assert_array_equal(batch["inputs"]["text"][:, 0], rows)
+        np.testing.assert_array_equal(batch["inputs"]["text"], split.inputs["text"][rows])
+        np.testing.assert_array_equal(batch["labels"], split.labels[rows])
+        assert batch["inputs"]["text"].shape == (5, 3)
+
+
+def test_cross_modal_augment_touches_only_the_image():
+    split, plain = _pairs(num_items=16)
+    epoch = _epoch(split, 8, seed=0, epoch=3, augment=True)
+    reference = _epoch(plain, 8, seed=0, epoch=3, augment=True)
+    changed = 0
+    for batch, plain_batch in zip(epoch, reference):
+        rows = batch["index"]
+        # The same flips and crops as a single-modality split of the same images...
+        np.testing.assert_array_equal(batch["inputs"]["image"], plain_batch["inputs"])
+        changed += int((batch["inputs"]["image"] != split.inputs["image"][rows]).any())
+        # ...and the text rows as they are.
+        np.testing.assert_array_equal(batch["inputs"]["text"], split.inputs["text"][rows])
+        np.testing.assert_array_equal(batch["labels"], split.labels[rows])
+    assert changed > 0
+    flat = Split({"image": np.ones((8, 3), np.float32), "text": np.ones((8, 2), np.float32)},
+                 np.ones((8, 1), np.float32), np.arange(8))
+    with pytest.raises(ValueError, match=r"image inputs \[N, H, W, C\] in inputs\['image'\], got "
+                                         r"shape \(8, 3\)"):
+        next(batching.batches(flat, 4, seed=0, epoch=0, augment=True))
+
+
+def test_cross_modal_batches_shard_per_device():
+    split, _ = _pairs()
+    batch = next(batching.batches(split, 8, seed=0, epoch=0, drop_remainder=False))
+    sharded = batching.shard_batch(batch, 2)
+    assert sharded["inputs"]["image"].shape == (2, 4, 4, 4, 1)
+    assert sharded["inputs"]["text"].shape == (2, 4, 3) and sharded["index"].shape == (2, 4)
+    for device in range(2):
+        rows = sharded["index"][device]
+        np.testing.assert_array_equal(sharded["inputs"]["text"][device][:, 0], rows)
+        np.testing.assert_array_equal(sharded["inputs"]["image"][device],
+                                      split.inputs["image"][rows])
+    broken = {**batch, "inputs": {"image": batch["inputs"]["image"], "text": np.ones((6, 3))}}
+    with pytest.raises(ValueError, match="same leading batch size"):
+        batching.shard_batch(broken, 2)

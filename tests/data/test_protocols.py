@@ -2,6 +2,7 @@
 
 import re
 
+import jax
 import numpy as np
 import pytest
 from sklearn import datasets as sklearn_datasets
@@ -29,7 +30,8 @@ def _assert_protocol_rules(data):
     for split in (data.query, data.train, data.validation, data.database):
         assert np.all(np.diff(split.indices) > 0)
         assert split.indices.dtype == np.int64
-        assert split.inputs.shape[0] == split.labels.shape[0] == len(split)
+        for leaf in jax.tree.leaves(split.inputs):
+            assert leaf.shape[0] == split.labels.shape[0] == len(split)
 
 
 def test_digits_default_counts_stratification_and_content(digits):
@@ -161,13 +163,21 @@ def test_features_protocol_samples_or_uses_fixed_splits(tmp_path):
     "name, kwargs, message",
     [
         ("imagenet", {},
-         r"unknown protocol 'imagenet'; known protocols: digits, digits_mosaic, mnist, "
+         r"unknown protocol 'imagenet'; known protocols: digits, digits_mosaic, "
+         r"digits_mosaic_tags, mnist, "
          r"fashion_mnist, cifar10, cifar100, voc2007, features:<path.npz>"),
         ("features:", {}, "names no file"),
         ("digits", {"num_query": 5},
          r"does not accept overrides \['num_query'\]; it accepts \['query_size'"),
         ("digits", {"image_size": 32}, r"does not accept overrides \['image_size'\]"),
         ("voc2007", {"query_size": 10}, r"does not accept overrides \['query_size'\]"),
+        ("digits_mosaic", {"tag_drop_rate": 0.1},
+         r"does not accept overrides \['tag_drop_rate'\]"),
+        ("digits_mosaic_tags", {"tag_drop_rate": 1.5},
+         r"tag_drop_rate must be a probability, a number in \[0, 1\], got 1.5"),
+        ("digits_mosaic_tags", {"tag_spurious_rate": -0.5}, r"tag_spurious_rate must be .* -0.5"),
+        ("digits_mosaic_tags", {"tag_spurious_rate": None}, r"tag_spurious_rate must be .* None"),
+        ("voc2007", {"image_size": 0}, "image_size must be an integer >= 1, got 0"),
         ("digits", {"seed": -1}, "seed must be an integer >= 0, got -1"),
         ("digits", {"seed": 1.5}, "seed must be an integer >= 0, got 1.5"),
         ("digits", {"query_size": 0}, "query_size must be an integer >= 1, got 0"),
@@ -190,3 +200,128 @@ def test_split_repr_is_short(digits):
     expected = "Split(n=100, inputs=float32[100, 8, 8, 1], labels=float32[100, 10])"
     assert repr(digits.query) == expected
     assert re.search(r"query=Split\(n=100,", repr(digits))
+
+
+def _mosaic_implied_tags(labels):
+    # The documented table, written out: class c implies its word (column c), its numeral
+    # (column 10 + c) and its stroke shape (columns 20-22).
+    shape_column = {c: 20 + ["loop", "straight", "curve"].index(shape)
+                    for shape, classes in sources.TAG_SHAPES.items() for c in classes}
+    implied = np.zeros((labels.shape[0], 80), np.float32)
+    for row, classes in enumerate(labels):
+        for c in np.flatnonzero(classes):
+            implied[row, [c, 10 + c, shape_column[c]]] = 1.0
+    return implied
+
+
+def test_digits_mosaic_tags_is_digits_mosaic_plus_text():
+    tags = protocols.load_protocol("digits_mosaic_tags", seed=4)
+    plain = protocols.load_protocol("digits_mosaic", seed=4)
+    assert tags.cross_modal and not plain.cross_modal
+    assert tags.input_shape == {protocols.IMAGE: (16, 16, 1), protocols.TEXT: (80,)}
+    assert protocols.IMAGE == "image" and protocols.TEXT == "text"
+    assert tags.sizes == plain.sizes and tags.num_classes == 10
+    _assert_protocol_rules(tags)
+    _, labels, _ = sources.digits_mosaic(2000, seed=0)
+    text = sources.tags_from_labels(labels, seed=protocols.MOSAIC_TAG_SEED)
+    for name in ("query", "train", "validation", "database"):
+        split, reference = getattr(tags, name), getattr(plain, name)
+        assert set(split.inputs) == {"image", "text"}
+        np.testing.assert_array_equal(split.indices, reference.indices)
+        np.testing.assert_array_equal(split.labels, reference.labels)
+        np.testing.assert_array_equal(split.inputs["image"], reference.inputs)
+        np.testing.assert_array_equal(split.inputs["text"], text[split.indices])
+        assert split.inputs["text"].dtype == np.float32
+        assert split.inputs["text"].shape == (len(split), 80)
+    # Noisy but informative: far more tags agree with the labels than not.
+    implied = _mosaic_implied_tags(tags.database.labels)
+    assert 0.75 < tags.database.inputs["text"][implied == 1].mean() < 0.85
+    assert 0.017 < tags.database.inputs["text"][implied == 0].mean() < 0.023
+    assert repr(tags.query) == (
+        "Split(n=200, inputs={image: float32[200, 16, 16, 1], text: float32[200, 80]}, "
+        "labels=float32[200, 10])"
+    )
+
+
+def test_digits_mosaic_tags_default_counts_are_the_documented_ones():
+    # README, digits_mosaic_tags: the per-mosaic tag counts over all 2,000 mosaics.
+    tags = protocols.load_protocol("digits_mosaic_tags")
+    text = np.concatenate([tags.query.inputs["text"], tags.database.inputs["text"]]) == 1
+    implied = _mosaic_implied_tags(
+        np.concatenate([tags.query.labels, tags.database.labels])) == 1
+    assert text.shape == (2000, 80)
+    assert implied.sum() == 12947 and text.sum() == 13322  # Means 6.4735 and 6.661.
+    assert (text & implied).sum() == 10357 and (text & ~implied).sum() == 2965  # 5.18, 1.48.
+    kept_none = (text & implied).sum(axis=1) == 0
+    assert kept_none.sum() == 6 and (implied[kept_none].sum(axis=1) == 3).all()
+    assert text.any(axis=1).all()  # Each of the 6 got a spurious tag.
+
+
+def test_digits_mosaic_tags_overrides_change_the_noise():
+    clean = protocols.load_protocol(
+        "digits_mosaic_tags", seed=1, tag_drop_rate=0, tag_spurious_rate=0.0
+    )
+    for name in ("query", "train"):
+        split = getattr(clean, name)
+        np.testing.assert_array_equal(split.inputs["text"], _mosaic_implied_tags(split.labels))
+    empty = protocols.load_protocol("digits_mosaic_tags", seed=1, tag_drop_rate=1.0,
+                                    tag_spurious_rate=0.0)
+    assert not empty.train.inputs["text"].any()
+    noisier = protocols.load_protocol("digits_mosaic_tags", seed=1, tag_spurious_rate=0.5)
+    default = protocols.load_protocol("digits_mosaic_tags", seed=1)
+    np.testing.assert_array_equal(noisier.train.indices, default.train.indices)
+    implied = _mosaic_implied_tags(noisier.train.labels) == 1
+    assert 0.45 < noisier.train.inputs["text"][~implied].mean() < 0.55
+    assert not np.array_equal(noisier.train.inputs["text"], default.train.inputs["text"])
+    assert dict(noisier.overrides) == {"tag_spurious_rate": 0.5}
+
+
+def test_digits_mosaic_tags_saved_indices_round_trip(tmp_path, monkeypatch):
+    data = protocols.load_protocol(
+        "digits_mosaic_tags", seed=3, validation_size=20, tag_drop_rate=np.float32(0.5)
+    )
+    assert dict(data.overrides) == {"validation_size": 20, "tag_drop_rate": 0.5}
+    path = tmp_path / "splits.npz"
+    data.save_indices(path)
+    loaded = protocols.load_protocol_from_indices(path)
+    assert loaded.cross_modal and loaded.input_shape == data.input_shape
+    assert (loaded.name, loaded.seed, dict(loaded.overrides)) == (
+        "digits_mosaic_tags", 3, {"validation_size": 20, "tag_drop_rate": 0.5}
+    )
+    for name in ("query", "train", "validation", "database"):
+        split, saved = getattr(loaded, name), getattr(data, name)
+        np.testing.assert_array_equal(split.indices, saved.indices)
+        np.testing.assert_array_equal(split.labels, saved.labels)
+        for key in ("image", "text"):
+            np.testing.assert_array_equal(split.inputs[key], saved.inputs[key])
+    # The fingerprint covers the text, so a changed tag generator is refused.
+    real = sources.tags_from_labels
+    monkeypatch.setattr(
+        sources, "tags_from_labels", lambda labels, **kwargs: 1.0 - real(labels, **kwargs)
+    )
+    with pytest.raises(ValueError, match="changed since the indices were saved"):
+        protocols.load_protocol_from_indices(path)
+
+
+def test_features_protocol_with_two_modalities(tmp_path):
+    rng = np.random.default_rng(0)
+    image, text = rng.random((30, 4, 4, 3)), rng.random((30, 7))
+    labels = (rng.random((30, 5)) < 0.4).astype(np.int64)
+    path = tmp_path / "pairs.npz"
+    np.savez(path, x_image=image, x_text=text, y=labels)
+    data = protocols.load_protocol(
+        f"features:{path}", seed=2, query_size=5, train_size=15, validation_size=4
+    )
+    assert data.cross_modal and data.input_shape == {"image": (4, 4, 3), "text": (7,)}
+    _assert_protocol_rules(data)
+    for split in (data.query, data.train, data.validation, data.database):
+        np.testing.assert_allclose(split.inputs["image"], image[split.indices], rtol=1e-6)
+        np.testing.assert_allclose(split.inputs["text"], text[split.indices], rtol=1e-6)
+        np.testing.assert_array_equal(split.labels, labels[split.indices])
+    saved = tmp_path / "splits.npz"
+    data.save_indices(saved)
+    loaded = protocols.load_protocol_from_indices(saved)
+    np.testing.assert_array_equal(loaded.train.inputs["text"], data.train.inputs["text"])
+    np.savez(path, x_image=image, x_text=text[:, ::-1], y=labels)
+    with pytest.raises(ValueError, match="changed since the indices were saved"):
+        protocols.load_protocol_from_indices(saved)

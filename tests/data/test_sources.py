@@ -185,3 +185,74 @@ def test_load_features_refuses_pickled_object_arrays(tmp_path):
     path = _write(tmp_path / "pickled.npz", x=np.ones((2, 2)), y=objects)
     with pytest.raises(ValueError, match="not object arrays"):
         sources.load_features(path)
+
+
+def test_load_features_cross_modal_round_trip(tmp_path):
+    rng = np.random.default_rng(0)
+    image = rng.random((6, 2, 2, 1))
+    text = rng.integers(0, 2, (6, 4)).astype(np.uint8)
+    y = np.array([0, 2, 1, 2, 0, 1])
+    source = sources.load_features(
+        _write(tmp_path / "pairs.npz", x_image=image, x_text=text, y=y,
+               query_indices=np.array([5, 0]))
+    )
+    assert source.cross_modal and set(source.inputs) == {sources.IMAGE, sources.TEXT}
+    assert len(source) == 6
+    assert source.inputs["image"].dtype == source.inputs["text"].dtype == np.float32
+    np.testing.assert_allclose(source.inputs["image"], image, rtol=1e-6)
+    np.testing.assert_array_equal(source.inputs["text"], text)
+    np.testing.assert_array_equal(source.labels, np.eye(3)[y])
+    np.testing.assert_array_equal(source.fixed_splits["query"], [5, 0])
+    assert not sources.load_features(_write(tmp_path / "one.npz", x=image, y=y)).cross_modal
+
+
+_IMAGE = np.ones((3, 2, 2, 1))
+_TEXT = np.ones((3, 4))
+
+
+@pytest.mark.parametrize(
+    "arrays, message",
+    [
+        ({"x": _X, "x_image": _IMAGE, "x_text": _TEXT, "y": _Y},
+         r"holds 'x' and \['x_image', 'x_text'\]; give 'x' .* not both"),
+        ({"x": _X, "x_text": _TEXT, "y": _Y}, r"holds 'x' and \['x_text'\]"),
+        ({"x_image": _IMAGE, "y": _Y}, "holds 'x_image' without 'x_text'"),
+        ({"x_text": _TEXT, "y": _Y}, "holds 'x_text' without 'x_image'"),
+        ({"x_image": _IMAGE, "x_text": _TEXT}, r"missing required keys \['y'\]"),
+        ({"y": _Y}, r"missing required keys \['x'\]"),
+        ({"x_image": _IMAGE, "x_text": np.ones((4, 4)), "y": _Y},
+         r"'x_text' and 'y' must have the same number of items .* \(4, 4\) and \(3,\)"),
+        ({"x_image": np.ones((2, 2, 2, 1)), "x_text": _TEXT, "y": _Y},
+         r"'x_image' and 'y' must have the same number of items"),
+        ({"x_image": _IMAGE, "x_text": np.array([[0.0, 1, 1, 1], [1, 1, np.inf, 1], [1] * 4]),
+          "y": _Y},
+         r"'x_text' holds 1 non-finite values .* index \(1, 2\)"),
+        ({"x_image": np.full((3, 2, 2, 1), np.nan), "x_text": _TEXT, "y": _Y},
+         r"'x_image' holds 12 non-finite values"),
+        ({"x_image": _IMAGE, "x_text": np.ones((3, 2, 2)), "y": _Y},
+         r"'x_text' must be \[N, V\], one text vector per item, got shape \(3, 2, 2\)"),
+        ({"x_image": _IMAGE, "x_text": np.array(["a", "b", "c"])[:, None], "y": _Y},
+         r"'x_text' must be a numeric \[N, \.\.\.\] array .* dtype <U1"),
+    ],
+)
+def test_load_features_refuses_bad_cross_modal_files(tmp_path, arrays, message):
+    path = _write(tmp_path / "bad.npz", **arrays)
+    with pytest.raises(ValueError, match=message) as info:
+        sources.load_features(path)
+    assert str(path) in str(info.value)
+
+
+@pytest.mark.parametrize(
+    "inputs, message",
+    [
+        ({"image": _IMAGE, "words": _TEXT}, r"exactly the keys \['image', 'text'\], got "
+                                            r"\['image', 'words'\]"),
+        ({"image": _IMAGE, "text": np.ones((3, 2, 2))}, r"inputs\['text'\] must be \[N, V\]"),
+        ({"image": np.ones((4, 2)), "text": _TEXT}, r"inputs\['image'\] has shape \(4, 2\), but the "
+                                                   r"labels have 3 items"),
+        (np.ones((2, 5)), r"inputs has shape \(2, 5\), but the labels have 3 items"),
+    ],
+)
+def test_source_refuses_misaligned_inputs(inputs, message):
+    with pytest.raises(ValueError, match=message):
+        sources.Source(inputs, np.ones((3, 1), np.float32))

@@ -9,14 +9,25 @@ from dlhash_jax import train
 
 def test_table_holds_each_recipe_under_its_name():
     expected = {
-        "cnnh", "csq", "dh", "discrete_supervised", "dlbhc", "dnnh", "dpsh", "drsch", "dsh",
-        "dsrh", "dsrh_triplet", "fingerprint", "greedyhash", "hashnet", "hinge_softmax",
+        "cnnh", "csq", "dcmh", "dh", "discrete_supervised", "dlbhc", "dnnh", "dpsh", "drsch", "dsh",
+        "dsrh", "dsrh_triplet", "fingerprint", "glsp", "greedyhash", "hashnet", "hinge_softmax",
         "knn_graph", "order_sensitive", "sdh", "sparse_similarity", "ssdh", "udh",
     }
     assert set(methods.RECIPES) == expected
     for name, recipe in methods.RECIPES.items():
         assert recipe.name == name
         assert methods.get_recipe(name) is recipe
+    assert methods.CROSS_MODAL == ("dcmh", "glsp")
+
+
+def test_cross_modal_network_factory_pairs_two_hash_networks():
+    config = train.default_config()
+    config.bits = 12
+    config.model.text_features = (9, 7)
+    model = methods.cross_modal_network(config, relaxation="none")
+    assert isinstance(model, models.CrossModalNetwork)
+    assert model.image.head.bits == model.text.head.bits == 12
+    assert tuple(model.text.backbone.features) == (9, 7)
 
 
 def test_unknown_method_lists_known_names():

@@ -3,7 +3,8 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from dlhash_jax.models import MLP, HashHead, HashNetwork, LatentLayer, ResNet, encode, num_params
+from dlhash_jax.models import MLP, CrossModalNetwork, HashHead, HashNetwork, LatentLayer, ResNet
+from dlhash_jax.models import TextEncoder, encode, map_in_batches, num_params, num_rows
 
 
 def _numpy_init(model, x, seed=0, **kwargs):
@@ -112,3 +113,63 @@ def test_encode_bad_input():
 def test_num_params_counts_every_leaf():
     tree = {"a": np.zeros((3, 4)), "b": [np.zeros(5), {"c": np.zeros((2, 1, 2))}]}
     assert num_params(tree) == 12 + 5 + 4
+
+
+def _cross_modal(bits=6):
+    return CrossModalNetwork(
+        image=HashNetwork(MLP((7,)), HashHead(bits)),
+        text=HashNetwork(TextEncoder((5,)), HashHead(bits)),
+    )
+
+
+def test_cross_modal_network_runs_each_modality_through_its_own_network():
+    model = _cross_modal()
+    rng = np.random.default_rng(3)
+    x = {"image": rng.normal(size=(4, 3, 3, 1)).astype(np.float32),
+         "text": rng.integers(0, 2, (4, 9)).astype(np.float32)}
+    variables = _numpy_init(model, x, train=False)
+    assert set(variables["params"]) == {"image", "text"}  # the groups alternating updates use
+    out = model.apply(variables, x, train=False)
+    image_alone = model.image.apply({"params": variables["params"]["image"]}, x["image"],
+                                    train=False)
+    text_alone = model.text.apply({"params": variables["params"]["text"]}, x["text"], train=False)
+    np.testing.assert_allclose(out["pre"]["image"], image_alone["pre"], rtol=1e-6)
+    np.testing.assert_allclose(out["pre"]["text"], text_alone["pre"], rtol=1e-6)
+    np.testing.assert_array_equal(out["stacked"][:, 0], out["relaxed"]["image"])
+    np.testing.assert_array_equal(out["stacked"][:, 1], out["relaxed"]["text"])
+    # Changing the text leaves the image outputs alone.
+    changed = model.apply(variables, {**x, "text": 1.0 - x["text"]}, train=False)
+    np.testing.assert_array_equal(changed["pre"]["image"], out["pre"]["image"])
+    assert not np.allclose(changed["pre"]["text"], out["pre"]["text"])
+
+    codes = encode(model.apply, variables, x, batch_size=3)
+    assert set(codes) == {"image", "text"}
+    for name in ("image", "text"):
+        np.testing.assert_array_equal(codes[name], np.where(out["pre"][name] >= 0, 1.0, -1.0))
+
+
+def test_cross_modal_network_bad_inputs():
+    model = _cross_modal()
+    with pytest.raises(ValueError, match=r"expects inputs \{'image'.*got \['image'\]"):
+        model.init(jax.random.key(0), {"image": jnp.zeros((2, 4))}, train=False)
+    mismatched = CrossModalNetwork(HashNetwork(MLP((3,)), HashHead(4)),
+                                   HashNetwork(TextEncoder((3,)), HashHead(5)))
+    with pytest.raises(ValueError, match=r"one shape \[B, L\].*\(2, 4\) and \(2, 5\)"):
+        mismatched.init(jax.random.key(0), {"image": jnp.zeros((2, 4)), "text": jnp.zeros((2, 3))},
+                        train=False)
+
+
+def test_map_in_batches_pads_and_keeps_the_structure():
+    x = {"image": np.arange(10.0).reshape(5, 2), "text": np.arange(5.0)[:, None]}
+    sizes = []
+
+    def fn(batch):
+        sizes.append(batch["image"].shape[0])
+        return {"sum": batch["image"].sum(axis=1) + batch["text"][:, 0]}
+
+    out = map_in_batches(fn, x, batch_size=2)
+    np.testing.assert_array_equal(out["sum"], [1.0, 6.0, 11.0, 16.0, 21.0])
+    assert sizes == [2, 2, 2]  # the last batch is padded to the same size
+    assert num_rows(x) == 5
+    with pytest.raises(ValueError, match="same number of items"):
+        num_rows({"image": np.zeros((3, 2)), "text": np.zeros((4, 2))})
