@@ -13,8 +13,9 @@ $(STAMP): setup.cfg pyproject.toml
 	$(PY) -m pip install --quiet -e ".[test]"
 	touch $(STAMP)
 
+# One pytest worker per core: most tests wait on XLA compilation, which uses one core each.
 test: install
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q -n auto
 
 train: install
 	$(PY) experiments/train.py

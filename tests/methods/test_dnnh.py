@@ -82,13 +82,6 @@ def test_tiny_run_improves_validation_map(tmp_path):
         method="dnnh", bits=16, num_epochs=20, eval_every=0, checkpoint_every=1000,
         log_every=100, **{"model.features": (64,), "optimizer.learning_rate": 3e-3},
     )
-    run = train.setup_run(config)
-    untrained = train.create_train_state(
-        run.model, run.tx, seed=0, sample_inputs=run.data.train.inputs[:50], recipe=run.recipe,
-        train_split=run.data.train,
-    )
-    before = train.validation_map(run, {"params": untrained.params})
-    result = train.fit(config, str(tmp_path))
-    after = train.validation_map(run, {"params": result.state.params})
+    before, after = train_helpers.validation_map_before_and_after(config, tmp_path)
     assert after > before + 0.2, (before, after)
     assert after > 0.5, (before, after)
