@@ -95,6 +95,7 @@ def _tiny_cross_modal(method, **changes):
     return train_helpers.tiny_config(**{**settings, **changes})
 
 
+@pytest.mark.slow
 def test_tiny_run_improves_cross_modal_validation_map(tmp_path):
     before, after = train_helpers.validation_map_before_and_after(
         _tiny_cross_modal("dcmh"), tmp_path
@@ -103,6 +104,7 @@ def test_tiny_run_improves_cross_modal_validation_map(tmp_path):
     assert after > 0.55, (before, after)
 
 
+@pytest.mark.slow
 def test_alternating_state_is_checkpointed_and_resumed(tmp_path):
     config = _tiny_cross_modal("dcmh", num_epochs=1, checkpoint_every=5)
     first = train.fit(config, str(tmp_path))

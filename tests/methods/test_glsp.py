@@ -67,6 +67,7 @@ def test_recipe_shares_dcmh_networks_and_alternation():
     assert "Neurocomputing" in recipe.citation
 
 
+@pytest.mark.slow
 def test_tiny_run_improves_cross_modal_validation_map(tmp_path):
     before, after = train_helpers.validation_map_before_and_after(
         _tiny_cross_modal("glsp"), tmp_path
