@@ -39,8 +39,7 @@ from __future__ import annotations
 
 import types
 
-import jax
-import jax.numpy as jnp
+from jax import lax
 
 from dlhash_jax import codes
 from dlhash_jax import losses
@@ -104,14 +103,13 @@ def modality_terms(outputs, batch, bank, *, modality: int, gamma, eta):
 def alternate(step, terms_fn):
     """``terms_fn(modality)`` for the network updated at ``step``: image on even steps, text on odd.
 
-    Both are traced and one is selected, so the step is one compiled program; the other
-    network's loss gives its parameters a zero gradient, and the alternating optimizer
-    (``dlhash_jax.train.make_optimizer``) leaves them and their optimizer state unchanged.
+    ``lax.cond`` keeps the step one compiled program while running only the updated network's
+    terms (each pairs a batch with all ``N`` bank rows). The other network's parameters get a
+    zero gradient, and the alternating optimizer (``dlhash_jax.train.make_optimizer``) leaves them
+    and their optimizer state unchanged.
     """
     image_turn = step % len(MODALITY_GROUPS) == 0
-    image_terms = terms_fn(0)
-    text_terms = terms_fn(1)
-    return jax.tree.map(lambda a, b: jnp.where(image_turn, a, b), image_terms, text_terms)
+    return lax.cond(image_turn, lambda: terms_fn(0), lambda: terms_fn(1))
 
 
 def loss_fn(outputs, batch, *, bank, step, hparams):

@@ -27,6 +27,20 @@ def check_widths(widths: Sequence[int], name: str) -> None:
         raise ValueError(f"{name} must be a sequence of positive integers, got {tuple(widths)!r}.")
 
 
+def _as_images(x: jax.typing.ArrayLike, name: str) -> jax.Array:
+    """``x`` as ``[B, H, W, C]``: a grey-level batch ``[B, H, W]`` gains a channel axis.
+
+    Raises:
+      ValueError: for any other rank, naming the module ``name`` and the shape.
+    """
+    x = jnp.asarray(x)
+    if x.ndim == 3:
+        x = x[..., None]
+    if x.ndim != 4:
+        raise ValueError(f"{name} expects images [B, H, W, C] or [B, H, W], got shape {x.shape}.")
+    return x
+
+
 def check_rate(rate: float) -> None:
     if not 0.0 <= rate < 1.0:
         raise ValueError(f"dropout_rate must be in [0, 1), got {rate!r}.")
@@ -114,13 +128,7 @@ class ConvNet(nn.Module):
 
     @nn.compact
     def __call__(self, x: jax.typing.ArrayLike, *, train: bool) -> jax.Array:
-        x = jnp.asarray(x)
-        if x.ndim == 3:
-            x = x[..., None]
-        if x.ndim != 4:
-            raise ValueError(
-                f"ConvNet expects images [B, H, W, C] or [B, H, W], got shape {x.shape}."
-            )
+        x = _as_images(x, "ConvNet")
         smallest = 2 ** len(self.conv_features)
         if x.shape[1] < smallest or x.shape[2] < smallest:
             raise ValueError(
@@ -218,13 +226,7 @@ class ResNet(nn.Module):
 
     @nn.compact
     def __call__(self, x: jax.typing.ArrayLike, *, train: bool) -> jax.Array:
-        x = jnp.asarray(x)
-        if x.ndim == 3:
-            x = x[..., None]
-        if x.ndim != 4:
-            raise ValueError(
-                f"ResNet expects images [B, H, W, C] or [B, H, W], got shape {x.shape}."
-            )
+        x = _as_images(x, "ResNet")
         blocks_per_stage = (self.depth - 2) // 6
         x = nn.Conv(self.widths[0], (3, 3), padding="SAME", use_bias=False)(x)
         x = nn.BatchNorm(

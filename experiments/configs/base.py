@@ -38,6 +38,18 @@ PROTOCOL_DEFAULTS = {
         "eval_every": 200,
         "checkpoint_every": 400,
     },
+    # The same 1,000 mosaics with tags: an image MLP (cheaper than the ConvNet on CPU) and a
+    # text MLP on the tag vector, on one device for the same batch of 50.
+    "digits_mosaic_tags": {
+        "num_devices": 1,
+        "model.backbone": "mlp",
+        "model.features": (256, 256),
+        "model.text_features": (256,),
+        "batch_size": 50,
+        "num_epochs": 40,
+        "eval_every": 100,
+        "checkpoint_every": 400,
+    },
     "mnist": {"model.backbone": "convnet", "batch_size": 100, "num_epochs": 50, "eval_every": 500},
     "fashion_mnist": {
         "model.backbone": "convnet",

@@ -28,8 +28,6 @@ def get_config(argument="digits,bits=32"):
         settings={
             "digits": {"optimizer.learning_rate": 1e-3, "num_epochs": 100},
             "digits_mosaic": {
-                # A batch of 50 does not split over 4 or 8 devices.
-                "num_devices": 1,
                 "model.backbone": "mlp",
                 "num_epochs": 40,
                 "eval_every": 100,

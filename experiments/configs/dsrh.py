@@ -34,8 +34,6 @@ def get_config(argument="digits_mosaic,bits=32"):
         settings={
             "digits": {"num_epochs": 120},
             "digits_mosaic": {
-                # The ranking list of a query is its device's share of the batch: one device.
-                "num_devices": 1,
                 "model.backbone": "mlp",
                 "num_epochs": 40,
                 "eval_every": 100,
