@@ -1,8 +1,8 @@
 """Binary codes: sign, Hamming distances, and packing ±1 codes into ``uint32`` words.
 
-Conventions (DESIGN.md): codes ``B`` are ``[N, L]`` matrices with values in {-1, +1}, batch first.
-For ±1 vectors ``b, b'`` of length ``L`` the Hamming distance is ``(L - b·b') / 2`` (survey §2), so a
-whole ``[N, M]`` distance matrix is one matrix product. For a database of millions the codes are
+Conventions (docs/design.md): codes ``B`` are ``[N, L]`` matrices with values in {-1, +1}, batch
+first. For ±1 vectors ``b, b'`` of length ``L`` the Hamming distance is ``(L - b·b') / 2`` (survey
+§2), so a whole ``[N, M]`` distance matrix is one matrix product. For a database of millions the codes are
 packed 32 bits to a word and compared with XOR and population count.
 """
 
@@ -71,8 +71,9 @@ def check_codes(codes, name: str = "codes") -> np.ndarray:
         raise ValueError(f"{name} must be a 2-D [N, L] matrix of ±1 codes, got shape {arr.shape}.")
     if arr.shape[1] == 0:
         raise ValueError(f"{name} must have at least one bit, got shape {arr.shape}.")
+    # jnp.issubdtype also knows JAX's extra float types (bfloat16), which NumPy's does not.
     if arr.dtype == bool or not (
-        np.issubdtype(arr.dtype, np.integer) or np.issubdtype(arr.dtype, np.floating)
+        jnp.issubdtype(arr.dtype, jnp.integer) or jnp.issubdtype(arr.dtype, jnp.floating)
     ):
         raise ValueError(f"{name} must be a real or integer ±1 matrix, got dtype {arr.dtype}.")
     bad = (arr != 1) & (arr != -1)
@@ -133,33 +134,64 @@ def num_words(num_bits: int) -> int:
     return -(-num_bits // WORD_BITS)
 
 
-def pack_codes(codes: jax.typing.ArrayLike) -> jax.Array:
-    """Packs ±1 codes into ``uint32`` words, 32 bits a word.
+def pack_bits(bits: jax.typing.ArrayLike) -> jax.Array:
+    """Packs a matrix of bits into ``uint32`` words, 32 bits a word, without checking values.
 
-    Bit ``j`` of word ``w`` of row ``i`` is 1 exactly when ``codes[i, 32 w + j] == +1``. When ``L``
-    is not a multiple of 32 the last word is padded with 0 bits, identical for every row, so they
-    never contribute to a distance.
+    Bit ``j`` of word ``w`` of row ``i`` is 1 exactly when ``bits[i, 32 w + j] > 0``, so ±1 codes
+    (+1 is a set bit) and 0/1 multi-hot labels pack alike. When ``L`` is not a multiple of 32 the
+    last word is padded with 0 bits, identical for every row, so they never contribute to a
+    distance. This is the kernel of :func:`pack_codes` for callers that validated their input
+    already or pack something other than codes; it works under ``jit``.
 
     Args:
-      codes: ``[N, L]`` codes in {-1, +1} (any real or integer dtype; values > 0 count as +1).
+      bits: ``[N, L]`` matrix of any real, integer or boolean dtype.
 
     Returns:
       ``[N, ceil(L / 32)]`` ``uint32`` matrix.
+
+    Examples:
+      >>> pack_bits(jnp.array([[1, 0, 1]]))
+      Array([[5]], dtype=uint32)
+    """
+    _check_matrix(bits, "bits")
+    bits = jnp.asarray(bits)
+    n, num_bits = bits.shape
+    words = num_words(num_bits)
+    bits = (bits > 0).astype(jnp.uint32)
+    bits = jnp.pad(bits, ((0, 0), (0, words * WORD_BITS - num_bits)))
+    bits = bits.reshape(n, words, WORD_BITS)
+    shifts = jnp.arange(WORD_BITS, dtype=jnp.uint32)
+    # Bits are disjoint, so the sum of shifted bits is their bitwise OR.
+    return jnp.sum(bits << shifts, axis=-1, dtype=jnp.uint32)
+
+
+def pack_codes(codes: jax.typing.ArrayLike) -> jax.Array:
+    """Packs ±1 codes into ``uint32`` words, 32 bits a word, refusing anything that is not ±1.
+
+    Bit ``j`` of word ``w`` of row ``i`` is 1 exactly when ``codes[i, 32 w + j] == +1`` (the layout
+    of :func:`pack_bits`). A concrete array is validated with :func:`check_codes` first, so NaN,
+    infinities, 0/1 bits or real network outputs raise instead of packing silently (NaN would
+    otherwise pack as -1). Under ``jit`` the values are not known; a traced array is packed
+    without the check, with values ``> 0`` as +1.
+
+    Args:
+      codes: ``[N, L]`` codes in {-1, +1} (any real or integer dtype), ``L >= 1``.
+
+    Returns:
+      ``[N, ceil(L / 32)]`` ``uint32`` matrix.
+
+    Raises:
+      ValueError: if ``codes`` is not a 2-D matrix, or (concrete arrays) has no bits, a boolean or
+        non-numeric dtype, or values other than -1 and +1.
 
     Examples:
       >>> pack_codes(jnp.array([[1, -1, 1]]))
       Array([[5]], dtype=uint32)
     """
     _check_matrix(codes, "codes")
-    codes = jnp.asarray(codes)
-    n, num_bits = codes.shape
-    words = num_words(num_bits)
-    bits = (codes > 0).astype(jnp.uint32)
-    bits = jnp.pad(bits, ((0, 0), (0, words * WORD_BITS - num_bits)))
-    bits = bits.reshape(n, words, WORD_BITS)
-    shifts = jnp.arange(WORD_BITS, dtype=jnp.uint32)
-    # Bits are disjoint, so the sum of shifted bits is their bitwise OR.
-    return jnp.sum(bits << shifts, axis=-1, dtype=jnp.uint32)
+    if not isinstance(codes, jax.core.Tracer):
+        check_codes(codes, "codes")
+    return pack_bits(codes)
 
 
 def unpack_codes(packed: jax.typing.ArrayLike, num_bits: int, dtype=jnp.float32) -> jax.Array:

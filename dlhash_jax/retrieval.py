@@ -1,25 +1,14 @@
 """Hamming ranking over packed codes: exact top-k, radius look-up, and a saveable index.
 
-Codes go in as ±1 matrices ``[N, L]`` (DESIGN.md) and are packed 32 bits to a ``uint32`` word with
-:func:`dlhash_jax.codes.pack_codes`; distances are XOR + population count
-(:func:`dlhash_jax.codes.packed_hamming_distance`), computed under ``jit`` on whatever device JAX
-has, in blocks of ``chunk_size`` queries by ``db_chunk_size`` database items, so no ``[Q, N]``
-array larger than one block is ever materialised.
+Codes go in as ±1 matrices ``[N, L]`` (docs/design.md), are validated, packed 32 bits to a
+``uint32`` word and searched with :mod:`dlhash_jax.hamming`: XOR + population count under ``jit`` on whatever
+device JAX has, in blocks of ``chunk_size`` queries by ``db_chunk_size`` database items, so no
+``[Q, N]`` array larger than one block is ever materialised.
 
 Every ranking is exact and deterministic: items are ordered by (Hamming distance, database
-index), the ``ties="index"`` convention of the evaluation protocol.
-
-Selecting the k nearest exploits that distances are small integers in ``[0, L]``, and picks the
-faster of two strategies per backend (the results are identical):
-
-- CPU: the distance block is computed by XLA and copied to the host, where each query's row is
-  histogrammed (``np.bincount`` over ``L + 1`` values) to find the k-th smallest distance ``t``;
-  the items below ``t`` and the first items at ``t`` by index are taken in one linear scan, and
-  only those k are sorted (NumPy's radix sort on small integer keys). XLA's CPU ``top_k`` and
-  ``argsort`` cost about 25× more on 1,000 × 54,000 distances.
-- GPU/TPU: ``lax.top_k`` on the distinct integer key ``distance * block + position`` inside one
-  ``jit``-compiled scan over database blocks, merging each block's candidates into the running
-  best k with a two-key ``lax.sort`` on (distance, index).
+index), the ``ties="index"`` convention of the evaluation protocol. The k nearest are selected
+on the host on CPU (counting per distance in NumPy) and with ``lax.top_k`` under ``jit`` on
+GPU/TPU; the results are identical (see :mod:`dlhash_jax.hamming` for both strategies).
 
 Results are returned as NumPy arrays on the host, because what follows (looking up ids or labels,
 computing metrics over ragged radius results) is host work.
@@ -27,48 +16,19 @@ computing metrics over ragged radius results) is host work.
 
 from __future__ import annotations
 
-import functools
-import numbers
 import os
 import pickle
 import zipfile
 
-import jax
-import jax.numpy as jnp
 import numpy as np
-from jax import lax
 
-from dlhash_jax.codes import (
-    WORD_BITS,
-    check_codes,
-    num_words,
-    pack_codes,
-    packed_hamming_distance,
-    unpack_codes,
-)
+from dlhash_jax import hamming
+from dlhash_jax._checks import check_int, is_int
+from dlhash_jax.codes import WORD_BITS, check_codes, num_words, unpack_codes
 
 DEFAULT_CHUNK_SIZE = 256
 DEFAULT_DB_CHUNK_SIZE = 65_536
-_PACK_BLOCK = 65_536
-_INT32_MAX = 2**31 - 1
 _FORMAT_VERSION = 1
-_PATHS = ("host", "device")
-
-
-def _check_positive_int(value, name: str) -> int:
-    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Integral):
-        raise ValueError(f"{name} must be a positive integer, got {value!r}.")
-    if value <= 0:
-        raise ValueError(f"{name} must be a positive integer, got {value}.")
-    return int(value)
-
-
-def _check_radius(radius) -> int:
-    if isinstance(radius, (bool, np.bool_)) or not isinstance(radius, numbers.Integral):
-        raise ValueError(f"radius must be a non-negative integer, got {radius!r}.")
-    if radius < 0:
-        raise ValueError(f"radius must be a non-negative integer, got {radius}.")
-    return int(radius)
 
 
 def _nonempty_codes(codes, name: str) -> np.ndarray:
@@ -90,7 +50,7 @@ def _check_pair(query_codes, db_codes) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _check_k(k, db_size: int) -> int:
-    if isinstance(k, (bool, np.bool_)) or not isinstance(k, numbers.Integral):
+    if not is_int(k):
         raise ValueError(f"k must be an integer in [1, database size], got {k!r}.")
     if not 1 <= k <= db_size:
         raise ValueError(
@@ -98,211 +58,6 @@ def _check_k(k, db_size: int) -> int:
             "return more items than the database holds."
         )
     return int(k)
-
-
-def _check_path(path: str | None) -> str:
-    if path is None:
-        return "host" if jax.default_backend() == "cpu" else "device"
-    if path not in _PATHS:
-        raise ValueError(f"_path must be one of {_PATHS} or None, got {path!r}.")
-    return path
-
-
-_pack_jit = jax.jit(pack_codes)
-
-
-def _pack(codes: np.ndarray) -> np.ndarray:
-    """Packs validated ±1 codes ``[N, L]`` to ``uint32 [N, W]`` in blocks of bounded size."""
-    n = codes.shape[0]
-    block = max(1, min(n, _PACK_BLOCK))
-    out = np.empty((n, num_words(codes.shape[1])), np.uint32)
-    for start in range(0, n, block):
-        part = codes[start : start + block]
-        rows = part.shape[0]
-        if rows < block:
-            # Padding keeps one compiled shape for every block; the padded rows are dropped.
-            part = np.concatenate([part, np.ones((block - rows, part.shape[1]), part.dtype)])
-        out[start : start + rows] = np.asarray(_pack_jit(part))[:rows]
-    return out
-
-
-def _distance_dtype(num_bits: int):
-    # The narrowest integer that holds [0, L] halves or quarters the host copy of each block.
-    if num_bits <= np.iinfo(np.uint8).max:
-        return jnp.uint8
-    if num_bits <= np.iinfo(np.int16).max:
-        return jnp.int16
-    return jnp.int32
-
-
-def _blocks(packed: np.ndarray, size: int) -> jax.Array:
-    """``[N, W]`` packed codes as a device array ``[ceil(N / size), size, W]``, zero-padded."""
-    n, words = packed.shape
-    count = -(-n // size)
-    padded = np.zeros((count * size, words), np.uint32)
-    padded[:n] = packed
-    return jnp.asarray(padded.reshape(count, size, words))
-
-
-@functools.partial(jax.jit, static_argnames=("dtype",))
-def _block_distances(query_blocks, db_blocks, i, j, *, dtype):
-    """Distances ``[query block, db block]`` between query block ``i`` and database block ``j``."""
-    return packed_hamming_distance(query_blocks[i], db_blocks[j]).astype(dtype)
-
-
-def _plan(num_queries: int, num_db: int, chunk_size: int, db_chunk_size: int) -> tuple[int, int]:
-    return min(chunk_size, num_queries), min(db_chunk_size, num_db)
-
-
-def _host_blocks(query_packed, db_packed, num_bits, query_chunk, db_chunk):
-    """Yields ``(i, j, distances)`` for every block, with padding removed, on the host.
-
-    The next block is dispatched before the current one is copied back, so XLA computes it while
-    the host selects from the current one.
-    """
-    query_blocks = _blocks(query_packed, query_chunk)
-    db_blocks = _blocks(db_packed, db_chunk)
-    dtype = _distance_dtype(num_bits)
-    pairs = [(i, j) for i in range(query_blocks.shape[0]) for j in range(db_blocks.shape[0])]
-    pending = _block_distances(query_blocks, db_blocks, *pairs[0], dtype=dtype)
-    for position, (i, j) in enumerate(pairs):
-        current = pending
-        if position + 1 < len(pairs):
-            pending = _block_distances(query_blocks, db_blocks, *pairs[position + 1], dtype=dtype)
-        rows = min(query_chunk, query_packed.shape[0] - i * query_chunk)
-        cols = min(db_chunk, db_packed.shape[0] - j * db_chunk)
-        yield i, j, np.asarray(current)[:rows, :cols]
-
-
-def _radix_dtype(dtype: np.dtype):
-    # NumPy's stable sort is a radix sort for 16-bit integers (a merge sort for wider ones).
-    return np.int16 if dtype.itemsize <= 2 else dtype
-
-
-def _kth_smallest(row: np.ndarray, k: int, num_bits: int) -> int:
-    """The k-th smallest value of ``row`` (values in ``[0, num_bits]``, ``1 <= k <= len(row)``)."""
-    low, high = 0, num_bits
-    while low < high:
-        mid = (low + high) // 2
-        if np.count_nonzero(row <= mid) >= k:
-            high = mid
-        else:
-            low = mid + 1
-    return low
-
-
-def _smallest_per_row(dist: np.ndarray, k: int, num_bits: int) -> tuple[np.ndarray, np.ndarray]:
-    """The ``k`` smallest entries of each row of ``dist`` ``[q, n]`` by (value, column).
-
-    Counting instead of comparison sorting: the k-th smallest value ``t`` of a row is the least
-    ``t`` in ``[0, L]`` with ``count(row <= t) >= k``, found by bisection in ``ceil(log2(L + 1))``
-    vectorised counts (cheaper than one ``np.bincount``); everything below ``t`` plus the first
-    ``k - count(< t)`` columns at ``t`` are exactly the answer, and only the part below ``t``
-    (fewer than k items) needs sorting. Memory stays ``O(n)`` per row even when every item ties.
-
-    Returns:
-      ``(distances int32 [q, k], columns int64 [q, k])``.
-    """
-    rows = dist.shape[0]
-    out_dist = np.empty((rows, k), np.int32)
-    out_cols = np.empty((rows, k), np.int64)
-    for r, row in enumerate(dist):
-        kth = _kth_smallest(row, k, num_bits)
-        candidates = np.flatnonzero(row <= kth)
-        values = row[candidates]
-        below = values < kth
-        cols_below = candidates[below]
-        order = np.argsort(values[below].astype(_radix_dtype(row.dtype)), kind="stable")
-        m = cols_below.shape[0]
-        out_dist[r, :m] = values[below][order]
-        out_cols[r, :m] = cols_below[order]
-        out_dist[r, m:] = kth
-        out_cols[r, m:] = candidates[~below][: k - m]
-    return out_dist, out_cols
-
-
-def _merge_host(best, new, k, num_bits):
-    """Merges two per-row candidate lists; ``best`` holds only smaller indices than ``new``."""
-    dist = np.concatenate([best[0], new[0]], axis=1)
-    cols = np.concatenate([best[1], new[1]], axis=1)
-    # A stable sort by distance keeps index order within each distance, because every column of
-    # best precedes every column of new.
-    keys = dist.astype(_radix_dtype(np.dtype(_distance_dtype(num_bits))))
-    order = np.argsort(keys, axis=1, kind="stable")[:, :k]
-    return np.take_along_axis(dist, order, 1), np.take_along_axis(cols, order, 1)
-
-
-def _topk_host(query_packed, db_packed, num_bits, k, query_chunk, db_chunk):
-    num_queries = query_packed.shape[0]
-    out_dist = np.empty((num_queries, k), np.int32)
-    out_idx = np.empty((num_queries, k), np.int64)
-    last_block = -(-db_packed.shape[0] // db_chunk) - 1
-    best = None
-    for i, j, dist in _host_blocks(query_packed, db_packed, num_bits, query_chunk, db_chunk):
-        found = _smallest_per_row(dist, min(k, dist.shape[1]), num_bits)
-        found = (found[0], found[1] + j * db_chunk)
-        best = found if j == 0 else _merge_host(best, found, k, num_bits)
-        if j == last_block:
-            rows = slice(i * query_chunk, i * query_chunk + dist.shape[0])
-            out_dist[rows], out_idx[rows] = best
-    return out_dist, out_idx
-
-
-@functools.partial(jax.jit, static_argnames=("k", "num_bits", "num_db"))
-def _topk_device_block(query_block, db_blocks, *, k, num_bits, num_db):
-    """Top-k by (distance, index) of one query block against all database blocks, under jit."""
-    rows = query_block.shape[0]
-    num_blocks, block, _ = db_blocks.shape
-    block_k = min(k, block)
-    positions = jnp.arange(block, dtype=jnp.int32)
-    # Padded database rows and the initial fillers sort after every real item: distance L + 1.
-    filler = num_bits + 1
-
-    def step(carry, inputs):
-        best_dist, best_idx = carry
-        j, db_block = inputs
-        index = j * block + positions
-        dist = packed_hamming_distance(query_block, db_block)
-        dist = jnp.where(index < num_db, dist, filler)
-        # Distinct keys make top_k's result independent of how a backend breaks ties.
-        neg_key, _ = lax.top_k(-(dist * block + positions), block_k)
-        key = -neg_key
-        merged_dist = jnp.concatenate([best_dist, key // block], axis=1)
-        merged_idx = jnp.concatenate([best_idx, j * block + key % block], axis=1)
-        merged_dist, merged_idx = lax.sort((merged_dist, merged_idx), dimension=1, num_keys=2)
-        return (merged_dist[:, :k], merged_idx[:, :k]), None
-
-    init = (
-        jnp.full((rows, k), filler, jnp.int32),
-        jnp.full((rows, k), num_db, jnp.int32),
-    )
-    steps = (jnp.arange(num_blocks, dtype=jnp.int32), db_blocks)
-    (dist, idx), _ = lax.scan(step, init, steps)
-    return dist, idx
-
-
-def _topk_device(query_packed, db_packed, num_bits, k, query_chunk, db_chunk):
-    # The key distance * block + position must fit in int32.
-    db_chunk = min(db_chunk, _INT32_MAX // (num_bits + 2))
-    query_blocks = _blocks(query_packed, query_chunk)
-    db_blocks = _blocks(db_packed, db_chunk)
-    num_db = db_packed.shape[0]
-    results = [
-        _topk_device_block(query_blocks[i], db_blocks, k=k, num_bits=num_bits, num_db=num_db)
-        for i in range(query_blocks.shape[0])
-    ]
-    num_queries = query_packed.shape[0]
-    dist = np.concatenate([np.asarray(d) for d, _ in results])[:num_queries]
-    idx = np.concatenate([np.asarray(i) for _, i in results])[:num_queries]
-    return dist.astype(np.int32), idx.astype(np.int64)
-
-
-def _topk_packed(query_packed, db_packed, num_bits, k, chunk_size, db_chunk_size, path):
-    query_chunk, db_chunk = _plan(
-        query_packed.shape[0], db_packed.shape[0], chunk_size, db_chunk_size
-    )
-    search = _topk_host if path == "host" else _topk_device
-    return search(query_packed, db_packed, num_bits, k, query_chunk, db_chunk)
 
 
 def hamming_topk(
@@ -317,10 +72,10 @@ def hamming_topk(
     """The ``k`` nearest database codes of every query by Hamming distance (exact).
 
     Items are ordered by (distance, database index): among equal distances the smaller database
-    index comes first, the deterministic ``ties="index"`` convention (DESIGN.md, evaluation
+    index comes first, the deterministic ``ties="index"`` convention (docs/design.md, evaluation
     protocol). The result does not depend on the chunk sizes or on the backend: on CPU the
     selection counts per distance on the host, on GPU/TPU it is ``lax.top_k`` under ``jit`` (see
-    the module docstring for why).
+    :mod:`dlhash_jax.hamming` for why).
 
     Args:
       query_codes: ``[Q, L]`` codes in {-1, +1} (any real or integer dtype), ``Q >= 1``.
@@ -346,36 +101,11 @@ def hamming_topk(
     """
     query_codes, db_codes = _check_pair(query_codes, db_codes)
     k = _check_k(k, db_codes.shape[0])
-    chunk_size = _check_positive_int(chunk_size, "chunk_size")
-    db_chunk_size = _check_positive_int(db_chunk_size, "db_chunk_size")
-    path = _check_path(_path)
-    return _topk_packed(
-        _pack(query_codes), _pack(db_codes), query_codes.shape[1], k, chunk_size, db_chunk_size,
-        path,
+    backend = hamming.resolve_backend(_path, "_path")
+    return hamming.topk(
+        hamming.pack(query_codes), hamming.pack(db_codes), query_codes.shape[1], k,
+        chunk_size=chunk_size, db_chunk_size=db_chunk_size, backend=backend,
     )
-
-
-def _radius_packed(query_packed, db_packed, num_bits, radius, chunk_size, db_chunk_size):
-    query_chunk, db_chunk = _plan(
-        query_packed.shape[0], db_packed.shape[0], chunk_size, db_chunk_size
-    )
-    # Distances never exceed L; clamping keeps the comparison inside the narrow distance dtype.
-    radius = min(radius, num_bits)
-    results = []
-    hits = []
-    last_block = -(-db_packed.shape[0] // db_chunk) - 1
-    for _, j, dist in _host_blocks(query_packed, db_packed, num_bits, query_chunk, db_chunk):
-        rows, cols = np.nonzero(dist <= radius)
-        hits.append((rows, cols + j * db_chunk, dist[rows, cols].astype(np.int32)))
-        if j == last_block:
-            rows, cols, values = (np.concatenate(part) for part in zip(*hits))
-            order = np.lexsort((cols, values, rows))
-            bounds = np.cumsum(np.bincount(rows, minlength=dist.shape[0]))[:-1]
-            results.extend(
-                zip(np.split(values[order], bounds), np.split(cols[order], bounds))
-            )
-            hits = []
-    return results
 
 
 def radius_search(
@@ -415,12 +145,10 @@ def radius_search(
       [([0, 1, 1], [0, 1, 2])]
     """
     query_codes, db_codes = _check_pair(query_codes, db_codes)
-    radius = _check_radius(radius)
-    chunk_size = _check_positive_int(chunk_size, "chunk_size")
-    db_chunk_size = _check_positive_int(db_chunk_size, "db_chunk_size")
-    return _radius_packed(
-        _pack(query_codes), _pack(db_codes), query_codes.shape[1], radius, chunk_size,
-        db_chunk_size,
+    radius = check_int(radius, "radius", minimum=0)
+    return hamming.within_radius(
+        hamming.pack(query_codes), hamming.pack(db_codes), query_codes.shape[1], radius,
+        chunk_size=chunk_size, db_chunk_size=db_chunk_size,
     )
 
 
@@ -444,7 +172,7 @@ class HammingIndex:
     """
 
     def __init__(self, num_bits: int):
-        self._num_bits = _check_positive_int(num_bits, "num_bits")
+        self._num_bits = check_int(num_bits, "num_bits")
         self._packed = np.zeros((0, num_words(self._num_bits)), np.uint32)
         self._ids = np.zeros((0,), np.int64)
         self._labels: np.ndarray | None = None
@@ -507,7 +235,7 @@ class HammingIndex:
                     f"{codes.shape}, got {ids.dtype} array of shape {ids.shape}."
                 )
         labels = self._check_new_labels(labels, codes.shape)
-        self._packed = np.concatenate([self._packed, _pack(codes)])
+        self._packed = np.concatenate([self._packed, hamming.pack(codes)])
         self._ids = np.concatenate([self._ids, ids.astype(np.int64)])
         if labels is not None:
             self._labels = labels if self._labels is None else np.concatenate(
@@ -576,10 +304,9 @@ class HammingIndex:
         """
         query_codes = self._check_queries(query_codes)
         k = _check_k(k, len(self))
-        dist, idx = _topk_packed(
-            _pack(query_codes), self._packed, self._num_bits, k,
-            _check_positive_int(chunk_size, "chunk_size"),
-            _check_positive_int(db_chunk_size, "db_chunk_size"), _check_path(None),
+        dist, idx = hamming.topk(
+            hamming.pack(query_codes), self._packed, self._num_bits, k, chunk_size=chunk_size,
+            db_chunk_size=db_chunk_size,
         )
         return dist, self._ids[idx]
 
@@ -599,11 +326,10 @@ class HammingIndex:
           insertion position).
         """
         query_codes = self._check_queries(query_codes)
-        radius = _check_radius(radius)
-        found = _radius_packed(
-            _pack(query_codes), self._packed, self._num_bits, radius,
-            _check_positive_int(chunk_size, "chunk_size"),
-            _check_positive_int(db_chunk_size, "db_chunk_size"),
+        radius = check_int(radius, "radius", minimum=0)
+        found = hamming.within_radius(
+            hamming.pack(query_codes), self._packed, self._num_bits, radius,
+            chunk_size=chunk_size, db_chunk_size=db_chunk_size,
         )
         return [(dist, self._ids[idx]) for dist, idx in found]
 

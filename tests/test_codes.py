@@ -150,3 +150,31 @@ def test_packing_errors_name_shapes_and_dtypes():
         codes.packed_hamming_distance(packed, packed.astype(jnp.int32))
     with pytest.raises(ValueError, match=r"\(2, 2\) and \(2, 1\)"):
         codes.packed_hamming_distance(packed, codes.pack_codes(np.ones((2, 3))))
+
+
+@pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf, 0.0, 0.5])
+def test_pack_codes_refuses_non_finite_and_non_pm1_values(bad):
+    b = np.ones((2, 5), np.float32)
+    b[1, 3] = bad
+    # NaN used to pack silently as -1 (and inf as +1), unlike every other entry point.
+    for arr in (b, jnp.asarray(b)):
+        with pytest.raises(ValueError, match=r"codes must hold only -1 and \+1 values; found 1"):
+            codes.pack_codes(arr)
+    with pytest.raises(ValueError, match=r"real or integer.*dtype bool"):
+        codes.pack_codes(np.ones((2, 5), bool))
+
+
+def test_pack_codes_under_jit_and_pack_bits_agree():
+    rng = np.random.default_rng(7)
+    b = _random_codes(rng, 4, 40)
+    packed = codes.pack_codes(b)
+    np.testing.assert_array_equal(jax.jit(codes.pack_codes)(b), packed)
+    bits = (b > 0).astype(np.int8)
+    np.testing.assert_array_equal(codes.pack_bits(bits), packed)
+    np.testing.assert_array_equal(jax.jit(codes.pack_bits)(bits.astype(bool)), packed)
+    # bfloat16 codes are codes too (NumPy's issubdtype does not know the type).
+    bf16 = jnp.asarray(b, jnp.bfloat16)
+    np.testing.assert_array_equal(codes.check_codes(bf16).astype(np.float32), b)
+    np.testing.assert_array_equal(codes.pack_codes(bf16), packed)
+    with pytest.raises(ValueError, match=r"bits must be a 2-D"):
+        codes.pack_bits(np.ones(3))
