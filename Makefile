@@ -18,7 +18,7 @@ test: install
 	$(PY) -m pytest -q -n auto
 
 train: install
-	$(PY) experiments/train.py
+	$(PY) -m experiments.train
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache

@@ -17,6 +17,7 @@ from typing import Mapping, NamedTuple
 import jax
 import jax.numpy as jnp
 
+from dlhash_jax import conventions
 from dlhash_jax.codes import sign
 
 
@@ -253,9 +254,6 @@ def fit_spectral_hashing(x: jax.typing.ArrayLike, bits: int) -> SpectralHash:
     )
 
 
-_MODALITIES = ("image", "text")
-
-
 def _paired_features(x_image, x_text) -> tuple[jax.Array, jax.Array]:
     """Both modalities as ``[N, D_image]`` and ``[N, D_text]`` features of one float dtype."""
     x = _as_features(x_image, "x_image")
@@ -435,10 +433,10 @@ class CrossModalLinearHash(NamedTuple):
         The two entries may hold different numbers of items (e.g. image queries and a text
         database); each is encoded by its own modality's map.
         """
-        if not isinstance(inputs, Mapping) or set(inputs) != set(_MODALITIES):
+        if not isinstance(inputs, Mapping) or set(inputs) != set(conventions.MODALITIES):
             got = sorted(inputs) if isinstance(inputs, Mapping) else type(inputs).__name__
             raise ValueError(
-                f"inputs must be a dict with exactly the keys {list(_MODALITIES)}, got {got}."
+                f"inputs must be a dict with exactly the keys {list(conventions.MODALITIES)}, got {got}."
             )
         return {
             "image": self.encode_image(inputs["image"]),

@@ -30,6 +30,7 @@ from typing import Any
 import numpy as np
 from matplotlib.figure import Figure
 
+from dlhash_jax import conventions
 from dlhash_jax import metrics as metrics_lib
 from dlhash_jax import models
 from dlhash_jax import train
@@ -39,10 +40,6 @@ METRICS_JSON = "metrics.json"
 REPORT_MD = "report.md"
 PR_CURVE_PNG = "pr_curve.png"
 PRECISION_AT_K_PNG = "precision_at_k.png"
-
-_SWITCHES = ("ties", "normalize", "zero_relevant")
-# Keys of metrics.evaluate_cross_modal's result.
-CROSS_MODAL_DIRECTIONS = ("image_to_text", "text_to_image")
 
 
 def evaluate_model(
@@ -91,7 +88,7 @@ def directions(results: Mapping[str, Any]) -> dict[str, Mapping[str, Any]]:
     ``{"": results}`` for single-modality results; ``{"image_to_text": ..., "text_to_image":
     ...}`` for cross-modal ones.
     """
-    named = {name: results[name] for name in CROSS_MODAL_DIRECTIONS if name in results}
+    named = {name: results[name] for name in conventions.DIRECTION_NAMES if name in results}
     return named or {"": results}
 
 
@@ -186,7 +183,7 @@ def write_report(
     first = next(iter(named.values()))
     lines.append(
         "- evaluation switches: "
-        + ", ".join(f"`{name}={first[name]}`" for name in _SWITCHES if name in first)
+        + ", ".join(f"`{name}={first[name]}`" for name in conventions.SWITCHES if name in first)
     )
     rows = {name: dict(_scalar_rows(direction)) for name, direction in named.items()}
     header = " | ".join(name.replace("_to_", " → ") or "value" for name in named)

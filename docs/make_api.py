@@ -3,7 +3,7 @@
     python docs/make_api.py          # rewrites docs/api.md
     python docs/make_api.py --check  # exits 1 if docs/api.md differs from what it would write
 
-For every module of the package (in the order of DESIGN.md's layout, then any others), every
+For every module of the package (in the order of docs/design.md's layout, then any others), every
 public function and class: its signature as written in the source, the first paragraph of its
 docstring, and its ``Args`` (``Attributes`` for classes) and ``Returns`` sections; for a class
 also its public methods and properties, one line each. A module's public names are its
@@ -30,24 +30,18 @@ import textwrap
 HERE = os.path.dirname(os.path.abspath(__file__))
 OUTPUT = os.path.join(HERE, "api.md")
 PACKAGE = "dlhash_jax"
-# DESIGN.md's layout order; modules not listed here follow in alphabetical order.
+# docs/design.md's layout order; modules not listed here follow in alphabetical order.
 ORDER = (
-    "codes", "relaxations", "similarity", "losses", "metrics", "retrieval", "baselines",
-    "models", "methods", "data", "train", "evaluate",
+    "codes", "relaxations", "similarity", "hamming", "losses", "metrics", "retrieval",
+    "baselines", "models", "methods", "data", "train", "evaluate", "experiment", "results_table",
 )
 _SECTION = re.compile(r"^([A-Z][A-Za-z ]*):$")
 _ROLE = re.compile(r":(?:func|class|meth|mod|attr|data|obj):`~?([^`]+)`")
 
 
-def _import_package():
-    if PACKAGE not in sys.modules:
-        sys.path.insert(0, os.path.dirname(HERE))
-    return importlib.import_module(PACKAGE)
-
-
 def module_names() -> list[str]:
-    """Public submodules of the package, DESIGN.md's order first."""
-    package = _import_package()
+    """Public submodules of the package, docs/design.md's order first."""
+    package = importlib.import_module(PACKAGE)
     found = sorted(
         info.name
         for info in pkgutil.iter_modules(package.__path__)
@@ -285,7 +279,7 @@ def _recipes_table(methods) -> list[str]:
 
 def render() -> str:
     """The text of docs/api.md."""
-    package = _import_package()
+    package = importlib.import_module(PACKAGE)
     names = module_names()
     out = [
         "# dlhash_jax API reference",

@@ -1,4 +1,4 @@
-"""Evaluates a finished (or interrupted) run: ``python experiments/evaluate.py --workdir=...``.
+"""Evaluates a finished (or interrupted) run: ``python -m experiments.evaluate --workdir=...``.
 
 Reads the run's saved config, split indices and checkpoint, and writes ``WORKDIR/eval/``
 (metrics.json, report.md, pr_curve.png, precision_at_k.png). All logic lives in
@@ -13,7 +13,7 @@ from absl import logging
 
 from dlhash_jax import evaluate
 
-_WORKDIR = flags.DEFINE_string("workdir", None, "Run directory written by experiments/train.py.")
+_WORKDIR = flags.DEFINE_string("workdir", None, "Run directory written by experiments.train.")
 _CHECKPOINT = flags.DEFINE_enum(
     "checkpoint", None, ["best", "last"], "Checkpoint to evaluate; default: the run's config."
 )

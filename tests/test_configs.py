@@ -1,11 +1,7 @@
-"""Tests of experiments/configs and the experiments/ entry points (run as subprocesses)."""
+"""experiments.configs: every config file loads, validates and builds its model; the argument."""
 
 import functools
-import glob
 import importlib
-import os
-import subprocess
-import sys
 
 import jax
 import pytest
@@ -14,21 +10,13 @@ from dlhash_jax import data as data_lib
 from dlhash_jax import methods
 from dlhash_jax import models
 from dlhash_jax import train
-
-REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-EXPERIMENTS = os.path.join(REPO_ROOT, "experiments")
-sys.path.insert(0, EXPERIMENTS)
-
-from configs import base  # noqa: E402  (experiments/ is not a package)
-from configs import dpsh  # noqa: E402
-from configs import dsh  # noqa: E402
+from experiments import configs
+from experiments.configs import base
+from experiments.configs import dpsh
+from experiments.configs import dsh
 
 # Every method config file; base.py is the shared part, not a method.
-CONFIG_NAMES = sorted(
-    os.path.splitext(os.path.basename(path))[0]
-    for path in glob.glob(os.path.join(EXPERIMENTS, "configs", "*.py"))
-    if os.path.basename(path) not in ("base.py", "__init__.py")
-)
+CONFIG_NAMES = configs.names()
 
 
 @functools.lru_cache(maxsize=None)
@@ -39,12 +27,12 @@ def _protocol(name):
 @pytest.mark.parametrize("name", CONFIG_NAMES)
 @pytest.mark.parametrize("with_argument", [False, True])
 def test_config_loads_validates_and_builds(name, with_argument):
-    module = importlib.import_module(f"configs.{name}")
+    module = importlib.import_module(f"experiments.configs.{name}")
     # Cross-modal methods need a cross-modal protocol; the others run on digits.
     protocol = "digits_mosaic_tags" if name in methods.CROSS_MODAL else "digits"
     argument = f"{protocol},bits=16"
     config = module.get_config(argument) if with_argument else module.get_config()
-    # experiments/reproduce.py finds a recipe's config file by the recipe's name.
+    # experiments.configs.load finds a recipe's config file by the recipe's name.
     assert config.method == name
     # num_devices=0 means every local device: 4 fake ones in this test session (conftest.py),
     # whatever the machine has elsewhere. Check the config as a one-device run sees it.
@@ -90,47 +78,26 @@ def test_bad_argument_is_refused(argument, message):
 
 @pytest.mark.parametrize("name", CONFIG_NAMES)
 def test_config_docstring_holds_command_and_expectations(name):
-    doc = importlib.import_module(f"configs.{name}").__doc__
+    doc = importlib.import_module(f"experiments.configs.{name}").__doc__
     protocol = "digits_mosaic_tags" if name in methods.CROSS_MODAL else "digits"
     assert f"--config=experiments/configs/{name}.py:{protocol},bits=32" in doc
     assert f"--workdir=runs/{name}_{protocol}_32" in doc
+    assert ".venv/bin/python -m experiments.train " in doc
     assert "mAP" in doc and " s " in doc
 
 
-def _run(script, *args):
-    env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join([REPO_ROOT, env.get("PYTHONPATH", "")])
-    return subprocess.run(
-        [sys.executable, os.path.join(EXPERIMENTS, script), *args],
-        capture_output=True, text=True, timeout=300, env=env, cwd=REPO_ROOT, check=False,
-    )
+def test_names_are_the_method_files():
+    assert "base" not in CONFIG_NAMES and "__init__" not in CONFIG_NAMES
+    # Adding a method is a module, its RECIPES line and one config file: every recipe has one.
+    assert set(CONFIG_NAMES) == set(methods.RECIPES) and "dpsh" in CONFIG_NAMES
 
 
-def test_cli_config_errors_fail_before_training(tmp_path):
-    workdir = tmp_path / "run"
-    unknown_protocol = _run(
-        "train.py", "--config=experiments/configs/dsh.py:digitz", f"--workdir={workdir}")
-    assert unknown_protocol.returncode == 1
-    assert "Unknown protocol 'digitz'" in unknown_protocol.stderr
-    assert "Did you mean 'digits'?" in unknown_protocol.stderr
-    typo = _run("train.py", "--config.optimizer.learning_rte=0.1", f"--workdir={workdir}")
-    assert typo.returncode != 0
-    assert 'Did you mean "learning_rate" instead of "learning_rte"?' in typo.stderr
-    assert not workdir.exists()
-
-
-def test_cli_trains_then_evaluates(tmp_path):
-    workdir = tmp_path / "run"
-    trained = _run(
-        "train.py", f"--workdir={workdir}", "--config.num_epochs=2", "--config.eval_every=0",
-        "--config.progress_bar=False", "--config.num_devices=1",
-    )
-    assert trained.returncode == 0, trained.stderr[-3000:]
-    lines = trained.stdout.strip().splitlines()
-    assert lines[-2].startswith("dpsh 32 bits on digits: mAP 0.")
-    assert "(whole database, last checkpoint, step 20)" in lines[-2]
-    assert lines[-1] == f"report: {workdir / 'eval' / 'report.md'}"
-    evaluated = _run("evaluate.py", f"--workdir={workdir}", "--checkpoint=last")
-    assert evaluated.returncode == 0, evaluated.stderr[-3000:]
-    assert evaluated.stdout.splitlines()[0] == lines[-2].split(": ", 1)[1].replace(
-        "whole database, ", "")
+def test_load_reads_the_method_file_or_falls_back_to_base(monkeypatch):
+    argument = "digits,bits=16,seed=2"
+    assert configs.load("dsh", argument).to_dict() == dsh.get_config(argument).to_dict()
+    assert configs.load("dpsh").to_dict() == dpsh.get_config().to_dict()
+    monkeypatch.setattr(configs, "names", lambda: [])
+    assert configs.load("dpsh", argument).to_dict() == (
+        base.get_config(argument, method="dpsh").to_dict())
+    with pytest.raises(ValueError, match="Unknown method 'no_such_method'"):
+        configs.load("no_such_method", "digits")

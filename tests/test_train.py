@@ -1,6 +1,7 @@
 """Tests of dlhash_jax.train: config checks, optimizer, the step, the loop, resume, NaN stop."""
 
 import dataclasses
+import functools
 import json
 import os
 import select
@@ -163,11 +164,11 @@ def test_cross_modal_methods_and_protocols_must_match():
 _TRACES = []
 
 
-def _toy_loss(outputs, batch, *, bank, step, hparams):
+def _toy_loss(outputs, batch, ctx):
     """mean_ij u_i·bank_j: its gradient in u is the same for every row, easy to write by hand."""
-    _TRACES.append(step)
+    _TRACES.append(ctx.step)
     u = outputs["relaxed"]
-    loss = hparams["scale"] * jnp.mean(u @ bank.outputs.T)
+    loss = ctx.hparams["scale"] * jnp.mean(u @ ctx.bank.outputs.T)
     return loss, {"scaled": loss}
 
 
@@ -175,7 +176,8 @@ _TOY_RECIPE = methods.Recipe(
     name="toy",
     title="toy",
     citation="none",
-    make_model=lambda config, num_classes: methods.hash_network(config, relaxation="none"),
+    taxonomy=methods.Taxonomy("single", "pairs"),
+    make_model=functools.partial(methods.hash_network, relaxation="none"),
     loss_fn=_toy_loss,
     default_hparams={"scale": 2.0},
     bank_output="relaxed",
@@ -335,9 +337,9 @@ def test_workdir_with_another_config_is_refused(tmp_path):
         train.fit(train_helpers.tiny_config(num_epochs=1, bits=16), str(tmp_path))
 
 
-def _nan_after_three_steps(outputs, batch, *, bank, step, hparams):
-    loss, terms = methods.dpsh.loss_fn(outputs, batch, bank=bank, step=step, hparams=hparams)
-    return jnp.where(step >= 3, jnp.nan, loss), terms
+def _nan_after_three_steps(outputs, batch, ctx):
+    loss, terms = methods.dpsh.loss_fn(outputs, batch, ctx)
+    return jnp.where(ctx.step >= 3, jnp.nan, loss), terms
 
 
 def test_non_finite_loss_stops_and_keeps_last_good_checkpoint(tmp_path):

@@ -47,6 +47,7 @@ def validation_map_before_and_after(config, workdir):
         recipe=run.recipe,
         train_split=run.data.train,
         fill_bank=False,
+        prepared=run.prepared,
     )
     before = train.validation_map(run, {"params": untrained.params, **untrained.model_state})
     result = train.fit(config, str(workdir))

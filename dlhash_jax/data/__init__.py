@@ -1,4 +1,4 @@
-"""Retrieval protocols, data sources and batching (DESIGN.md, "Data").
+"""Retrieval protocols, data sources and batching (docs/design.md, "Data").
 
 ``load_protocol(name)`` returns query / train / validation / database splits of a dataset, whose
 inputs are an array or, for cross-modal data, a dict ``{IMAGE: ..., TEXT: ...}``;

@@ -1,6 +1,6 @@
 """Retrieval protocols: seeded query / train / validation / database splits of a data source.
 
-A protocol fixes how a dataset is divided for a hashing experiment (DESIGN.md, "Evaluation
+A protocol fixes how a dataset is divided for a hashing experiment (docs/design.md, "Evaluation
 protocol"):
 
 - query: the items whose neighbours are searched for; never used for training or model selection;

@@ -26,12 +26,14 @@ import numpy as np
 from PIL import Image
 from sklearn import datasets as sklearn_datasets
 
+from dlhash_jax import conventions
+
 SPLIT_NAMES = ("query", "train", "validation", "database")
 
 # Keys of cross-modal inputs, ``{IMAGE: [N, ...], TEXT: [N, V]}``.
-IMAGE = "image"
-TEXT = "text"
-MODALITIES = (IMAGE, TEXT)
+IMAGE = conventions.IMAGE
+TEXT = conventions.TEXT
+MODALITIES = conventions.MODALITIES
 
 # Keys a features file may hold; `x` or the pair `x_image`, `x_text` (cross-modal) holds the
 # inputs, and the `*_indices` keys fix splits instead of sampling them.

@@ -1,4 +1,4 @@
-"""The loss catalogue of deep learning to hash (DESIGN.md, survey §4).
+"""The loss catalogue of deep learning to hash (docs/design.md, survey §4).
 
 Every term is a pure function of arrays (positional) and hyper-parameters (keyword-only) that
 returns a float scalar and works under ``jit``, ``vmap`` and ``grad``. One name per line.
@@ -12,6 +12,7 @@ from dlhash_jax.losses._code_constraints import hash_constraint_l1
 from dlhash_jax.losses._code_constraints import hash_constraint_l2
 from dlhash_jax.losses._code_constraints import quantization_loss
 from dlhash_jax.losses._code_constraints import variance_loss
+from dlhash_jax.losses._graph import bipartite_laplacian_loss
 from dlhash_jax.losses._graph import kl_similarity_loss
 from dlhash_jax.losses._graph import laplacian_loss
 from dlhash_jax.losses._reconstruction import linear_decoder

@@ -66,6 +66,62 @@ def laplacian_loss(A: jax.typing.ArrayLike, R: jax.typing.ArrayLike) -> jax.Arra
     return smoothness / n**2
 
 
+def bipartite_laplacian_loss(
+    A: jax.typing.ArrayLike, U: jax.typing.ArrayLike, R: jax.typing.ArrayLike
+) -> jax.Array:
+    """Laplacian smoothness of a batch against a fixed set: ``(1/(2NM)) Σ_ij R_ij ‖a_i − u_j‖²``.
+
+    The Laplacian term of eq 13 (see :func:`laplacian_loss`) restricted to the rows of a batch
+    ``A`` against every item ``U`` of the training set (a memory bank of outputs, no gradient
+    through it in a training loop). For a symmetric ``R``, the gradient of the full-set term
+    ``½ Σ_ij R_ij ‖a_i − a_j‖²`` with respect to ``a_i`` is ``2 Σ_j R_ij (a_i − a_j)``, which is
+    the gradient of this term with ``U`` the current outputs, up to the ``1/(NM)`` scale; with
+    ``U = A`` and ``M = N`` the two losses are equal.
+
+    Evaluated without forming the ``[N, M, L]`` differences, as
+    ``(1/(2NM)) [Σ_i r_i ‖a_i‖² + Σ_j c_j ‖u_j‖² − 2 Σ_ij R_ij a_i·u_j]`` with row sums ``r`` and
+    column sums ``c`` of ``R``.
+
+    References:
+      Bai et al., "Deep learning compact binary codes for fingerprint indexing", Frontiers of
+      Information Technology & Electronic Engineering 2018 (eq 13 over the training set).
+
+    Args:
+      A: ``[N, L]`` real network outputs of the batch.
+      U: ``[M, L]`` real outputs of the other set (e.g. the whole training split).
+      R: ``[N, M]`` non-negative affinities between the batch and that set.
+
+    Returns:
+      Float scalar (≥ 0 for non-negative ``R``).
+
+    Raises:
+      ValueError: if the shapes are not ``[N, L]``, ``[M, L]`` and ``[N, M]``.
+
+    Examples:
+      >>> a = jnp.array([[1.0], [-1.0]])
+      >>> float(bipartite_laplacian_loss(a, a, jnp.array([[0.0, 1.0], [1.0, 0.0]])))
+      1.0
+    """
+    check_rank(A, 2, "A", "[N, L]")
+    check_rank(U, 2, "U", "[M, L]")
+    check_rank(R, 2, "R", "[N, M]")
+    n, m = jnp.shape(A)[0], jnp.shape(U)[0]
+    if jnp.shape(A)[1] != jnp.shape(U)[1] or tuple(jnp.shape(R)) != (n, m):
+        raise ValueError(
+            f"Expected A [N, L], U [M, L] and R [N, M]; got A {jnp.shape(A)}, U {jnp.shape(U)} "
+            f"and R {jnp.shape(R)}."
+        )
+    A = jnp.asarray(A)
+    U = jnp.asarray(U)
+    R = jnp.asarray(R)
+    smoothness = (
+        jnp.sum(jnp.sum(R, axis=1) * jnp.sum(A**2, axis=1))
+        + jnp.sum(jnp.sum(R, axis=0) * jnp.sum(U**2, axis=1))
+        - 2.0 * jnp.sum(A * (R @ U))
+    )
+    return smoothness / (2.0 * n * m)
+
+
 def kl_similarity_loss(A: jax.typing.ArrayLike, G: jax.typing.ArrayLike) -> jax.Array:
     """KL divergence between the label-overlap distribution and the Hamming-space distribution.
 

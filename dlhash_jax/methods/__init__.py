@@ -1,8 +1,9 @@
 """Named recipes from the literature and the one name→recipe table configs refer to.
 
-A recipe (:class:`Recipe`) is a model factory, a loss over a batch and the training state, the
-paper's hyper-parameters and a citation; ``dlhash_jax.train`` runs any of them. Add a method by
-writing a module with a ``RECIPE`` and one line in ``RECIPES``.
+A recipe (:class:`Recipe`) is a model factory, a loss ``loss_fn(outputs, batch, ctx)`` over a
+batch and a :class:`LossContext`, its :class:`Taxonomy`, the paper's hyper-parameters and a
+citation; ``dlhash_jax.train`` runs any of them. Add a method by writing a module with a
+``RECIPE``, one line in ``RECIPES`` and one config file in ``experiments/configs/``.
 """
 
 from dlhash_jax.methods import cnnh
@@ -30,9 +31,15 @@ from dlhash_jax.methods import ssdh
 from dlhash_jax.methods import udh
 from dlhash_jax.methods._recipe import AXIS_NAME
 from dlhash_jax.methods._recipe import BACKBONES
+from dlhash_jax.methods._recipe import INPUT_FORMS
+from dlhash_jax.methods._recipe import LABEL_KINDS
+from dlhash_jax.methods._recipe import LossContext
 from dlhash_jax.methods._recipe import LossFn
 from dlhash_jax.methods._recipe import MemoryBank
 from dlhash_jax.methods._recipe import Recipe
+from dlhash_jax.methods._recipe import Taxonomy
+from dlhash_jax.methods._recipe import active_group
+from dlhash_jax.methods._recipe import active_group_index
 from dlhash_jax.methods._recipe import build_backbone
 from dlhash_jax.methods._recipe import cross_modal_network
 from dlhash_jax.methods._recipe import hash_network
@@ -83,10 +90,16 @@ __all__ = [
     "AXIS_NAME",
     "BACKBONES",
     "CROSS_MODAL",
+    "INPUT_FORMS",
+    "LABEL_KINDS",
+    "LossContext",
     "LossFn",
     "MemoryBank",
     "RECIPES",
     "Recipe",
+    "Taxonomy",
+    "active_group",
+    "active_group_index",
     "build_backbone",
     "cross_modal_network",
     "cnnh",

@@ -1,47 +1,61 @@
-"""What a method recipe is: a model factory, a loss over a batch, paper defaults and a citation.
+"""What a method recipe is: a model factory, a loss over a batch, its taxonomy, paper defaults.
 
-A recipe is data, not a class hierarchy: :class:`Recipe` bundles the pieces the training loop
-(``dlhash_jax.train``) needs, and each method module (``dpsh.py``, ``dsh.py``, ...) builds one.
-The loop owns everything stateful (optimizer, memory bank, β schedule, devices); a recipe's loss
-is a pure function of the model outputs on the local batch and of that state.
+A recipe is data, not a class hierarchy: :class:`Recipe` bundles what the training loop
+(``dlhash_jax.train``) needs, and each method module (``dpsh.py``, ``dsh.py``, ...) builds one. The
+loop owns everything stateful (optimizer, memory bank, β schedule, devices); a recipe's loss is a
+pure function ``loss_fn(outputs, batch, ctx)`` of the model outputs on the local batch, the batch,
+and a :class:`LossContext` holding the parameters, the memory bank, the step, the hyper-parameters
+and whatever the recipe's ``prepare`` computed once over the training split.
 
-How the families of the survey (§5) fit this interface:
+How the families of the survey (§5) fit this contract:
 
 - pairwise methods against the whole training set (DPSH, DSH): ``bank_output="relaxed"``; the loop
   keeps a :class:`MemoryBank` of every training item's output and labels, refreshes the rows of
-  the global batch before the loss, and passes it as ``bank``;
-- pairwise or triplet methods within the batch (DNNH, DSRH, sparse similarity-preserving):
-  ``bank_output=None``; the loss uses ``outputs`` and ``batch["labels"]`` alone;
+  the global batch before the loss, and passes it as ``ctx.bank``;
+- pairwise or triplet methods within the batch (DNNH, DSRH, sparse similarity-preserving): no
+  bank; the loss uses ``outputs`` and ``batch["labels"]`` alone;
 - classification heads (DLBHC, SSDH, hinge-softmax): the factory builds a head with
   ``num_classes`` and the loss reads ``outputs["logits"]``;
-- unsupervised and autoencoder methods (DH, UDH): the loss reads ``batch["inputs"]`` and the
-  model's reconstruction, and ignores the labels;
+- weight regularisers (DH's orthogonality, survey eq 10): the loss reads ``ctx.params``, the
+  parameters being differentiated;
+- targets or graphs over the whole training set (CNNH's stage-1 codes, the kNN graph,
+  fingerprint's affinity): ``prepare(train_split, config)`` computes them once before training;
+  the result is kept in the train state (checkpointed with it) and read as ``ctx.prepared``, rows
+  addressed by ``batch["index"]``;
 - β continuation (HashNet): ``beta_schedule(hparams)`` returns ``step -> β``, which the loop
   passes to the model as ``beta`` at every step;
-- cross-modal methods (DCMH, GLSP): ``cross_modal=True``; the inputs are
+- cross-modal methods (DCMH, GLSP): ``taxonomy.cross_modal``; the inputs are
   ``{"image": ..., "text": ...}``, the model a :class:`~dlhash_jax.models.CrossModalNetwork`, the
   bank keeps both modalities' outputs (``bank_output="stacked"``, ``[N, 2, L]``), and
-  ``alternating=("image", "text")`` makes the loop update one network per step with the other
-  fixed, as the papers' alternating optimisation does.
+  ``alternating=("image", "text")`` updates one network per step with the other fixed, as the
+  papers' alternating optimisation does. That one declaration drives both the optimizer
+  (``dlhash_jax.train.optimizer``) and the step, which hands the loss the group it updates as
+  ``ctx.group`` (:func:`active_group`).
 """
 
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import flax.linen as nn
 import flax.struct
 import jax
 import ml_collections
+from jax import lax
 
+from dlhash_jax import _checks
 from dlhash_jax import models
 
 BACKBONES = ("mlp", "convnet", "resnet")
 
 # Axis name of the replicated training step; ResNet averages BatchNorm statistics over it.
 AXIS_NAME = "batch"
+
+# Survey §5: the supervision a method learns from, and the form of its training inputs.
+LABEL_KINDS = ("none", "single", "multi")
+INPUT_FORMS = ("single", "pairs", "multi-tuples")
 
 
 @flax.struct.dataclass
@@ -62,7 +76,65 @@ class MemoryBank:
     labels: jax.Array
 
 
-LossFn = Callable[..., tuple[jax.Array, dict[str, jax.Array]]]
+@dataclasses.dataclass(frozen=True)
+class Taxonomy:
+    """Where a method sits in the survey's taxonomy (§5): labels × input form, and modality.
+
+    Attributes:
+      labels: ``"none"`` (unsupervised), ``"single"`` (designed for single-label data) or
+        ``"multi"`` (multi-label data, graded relevance).
+      input_form: ``"single"`` samples, ``"pairs"`` or ``"multi-tuples"`` (triplets, rankings).
+      cross_modal: the method maps two modalities (image and text) to one Hamming space.
+    """
+
+    labels: str
+    input_form: str
+    cross_modal: bool = False
+
+    def __post_init__(self):
+        _checks.check_choice(self.labels, LABEL_KINDS, "Taxonomy.labels")
+        _checks.check_choice(self.input_form, INPUT_FORMS, "Taxonomy.input_form")
+
+    @property
+    def supervised(self) -> bool:
+        """Whether the method reads labels."""
+        return self.labels != "none"
+
+    def __str__(self) -> str:
+        text = f"{self.labels} × {self.input_form}"
+        return f"{text} (cross-modal)" if self.cross_modal else text
+
+
+@dataclasses.dataclass(frozen=True)
+class LossContext:
+    """What a recipe's loss sees besides the model outputs and the batch.
+
+    Built by the training step on every device (``dlhash_jax.train.step.train_step``); tests and
+    custom loops build it directly.
+
+    Attributes:
+      params: the model parameters being differentiated (weight terms such as DH's
+        orthogonality read them; the gradient flows through them).
+      bank: the :class:`MemoryBank` already holding the global batch's outputs, or ``None`` for a
+        recipe without ``bank_output``.
+      step: the number of completed steps (int32 scalar).
+      prepared: what ``recipe.prepare`` returned for the training split (a pytree of arrays), or
+        ``None``.
+      hparams: the recipe's hyper-parameters (the keys of ``default_hparams``), static.
+      group: for an alternating recipe, the parameter group this step updates (one of
+        ``recipe.alternating``); ``None`` otherwise.
+    """
+
+    params: Any = None
+    bank: MemoryBank | None = None
+    step: Any = 0
+    prepared: Any = None
+    hparams: Mapping[str, Any] = dataclasses.field(default_factory=dict)
+    group: str | None = None
+
+
+LossFn = Callable[[Mapping[str, jax.Array], Mapping[str, Any], LossContext],
+                  tuple[jax.Array, dict[str, jax.Array]]]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -73,40 +145,75 @@ class Recipe:
       name: key in the name→recipe table, e.g. ``"dpsh"``.
       title: the method's full name.
       citation: the original paper.
-      make_model: ``(config, num_classes) -> flax module`` whose call
-        ``(x, *, train, beta)`` returns a dict with at least ``"pre"`` and ``"relaxed"``
-        ``[B, L]`` (``config`` is the full run config: ``bits`` and ``model``).
-      loss_fn: ``(outputs, batch, *, bank, step, hparams) -> (loss, metrics)``: ``outputs`` is the
-        model's dict on the local batch, ``batch`` the local batch dict (``inputs``, ``labels``,
-        ``index``), ``bank`` a :class:`MemoryBank` already holding the global batch's outputs
-        (``None`` when ``bank_output`` is ``None``), ``step`` the number of completed steps,
-        ``hparams`` a mapping with the keys of ``default_hparams``. Returns a float scalar and a
-        dict of float scalars to log (the loss terms).
+      taxonomy: the method's :class:`Taxonomy` (survey §5); tests, the results tables and the
+        docs read it from here.
+      make_model: ``(config, num_classes) -> flax module`` whose call ``(x, *, train, beta)``
+        returns a dict with at least ``"pre"`` and ``"relaxed"`` ``[B, L]`` (``config`` is the
+        full run config: ``bits`` and ``model``). :func:`hash_network` with the relaxation bound
+        by ``functools.partial`` serves most recipes.
+      loss_fn: ``(outputs, batch, ctx) -> (loss, terms)``: ``outputs`` is the model's dict on the
+        local batch, ``batch`` the local batch dict (``inputs``, ``labels``, ``index``), ``ctx`` a
+        :class:`LossContext`. Returns a float scalar and a dict of float scalars to log.
       default_hparams: the loss hyper-parameters and their values in the paper.
+      prepare: optional ``(train_split, config) -> pytree``, run once on the host before
+        training, with the training split (``inputs``, ``labels``) and the resolved run config
+        (``config.hparams`` complete); the result is kept in the train state and reaches the
+        loss as ``ctx.prepared``. It must be deterministic in its arguments (a resumed run and
+        the restore template compute it again).
       bank_output: key of ``outputs`` kept in the memory bank, or ``None`` for no bank.
-      beta_schedule: optional ``hparams -> (step -> β)`` for relaxations annealed by
-        continuation; ``None`` keeps ``β = 1``.
       bank_init: how the bank starts: ``"outputs"``, the untrained network's outputs on the
         training split, or ``"normal"``, standard normal values (DCMH's authors initialise
         ``F`` and ``G`` so, which keeps two networks with near-zero outputs from starting at
         the saddle ``F = G = 0`` of the cross-modal likelihood).
-      cross_modal: the method takes ``{"image", "text"}`` inputs (a cross-modal protocol).
+      beta_schedule: optional ``hparams -> (step -> β)`` for relaxations annealed by
+        continuation; ``None`` keeps ``β = 1``.
       alternating: names of the model's top-level parameter groups, updated one per step in
-        turn (step ``t`` updates group ``t % len(alternating)``; see
-        ``dlhash_jax.train.make_optimizer``); empty: every parameter at every step.
+        turn (:func:`active_group`); empty: every parameter at every step.
     """
 
     name: str
     title: str
     citation: str
+    taxonomy: Taxonomy
     make_model: Callable[[ml_collections.ConfigDict, int], nn.Module]
     loss_fn: LossFn
     default_hparams: Mapping[str, Any]
+    prepare: Callable[[Any, ml_collections.ConfigDict], Any] | None = None
     bank_output: str | None = None
-    beta_schedule: Callable[[Mapping[str, Any]], Callable[[Any], Any]] | None = None
-    cross_modal: bool = False
-    alternating: tuple[str, ...] = ()
     bank_init: str = "outputs"
+    beta_schedule: Callable[[Mapping[str, Any]], Callable[[Any], Any]] | None = None
+    alternating: tuple[str, ...] = ()
+
+    def __post_init__(self):
+        _checks.check_choice(self.bank_init, ("outputs", "normal"), f"{self.name}: bank_init")
+
+    @property
+    def cross_modal(self) -> bool:
+        """Whether the method takes ``{"image", "text"}`` inputs (``taxonomy.cross_modal``)."""
+        return self.taxonomy.cross_modal
+
+
+def active_group_index(step, num_groups: int):
+    """Index of the parameter group an alternating recipe updates at ``step``: ``step % n``.
+
+    The one rule of alternation: the optimizer masks updates with it and the step passes the
+    matching group name to the loss, so the two cannot drift apart.
+    """
+    return step % num_groups
+
+
+def active_group(groups: Sequence[str], step, branch: Callable[[str], Any]):
+    """``branch(group)`` for the group updated at ``step`` (``groups[step % len(groups)]``).
+
+    ``lax.switch`` keeps the step one compiled program while running only the active group's
+    branch (DCMH's terms pair a batch with all ``N`` bank rows; computing both would double the
+    cost). ``step`` may be a traced integer.
+    """
+    groups = tuple(groups)
+    if len(groups) == 1:
+        return branch(groups[0])
+    index = active_group_index(step, len(groups))
+    return lax.switch(index, [lambda g=group: branch(g) for group in groups])
 
 
 def build_backbone(model_config: ml_collections.ConfigDict) -> nn.Module:
@@ -125,6 +232,7 @@ def build_backbone(model_config: ml_collections.ConfigDict) -> nn.Module:
       ValueError: if the backbone name is unknown.
     """
     name = model_config.backbone
+    _checks.check_choice(name, BACKBONES, "model.backbone")
     if name == "mlp":
         return models.MLP(
             features=tuple(model_config.features), dropout_rate=model_config.dropout_rate
@@ -135,31 +243,46 @@ def build_backbone(model_config: ml_collections.ConfigDict) -> nn.Module:
             dense_features=model_config.dense_features,
             dropout_rate=model_config.dropout_rate,
         )
-    if name == "resnet":
-        return models.ResNet(
-            depth=model_config.depth, widths=tuple(model_config.widths), bn_axis_name=AXIS_NAME
-        )
-    raise ValueError(f"model.backbone must be one of {BACKBONES}, got {name!r}.")
+    return models.ResNet(
+        depth=model_config.depth, widths=tuple(model_config.widths), bn_axis_name=AXIS_NAME
+    )
 
 
 def hash_network(
-    config: ml_collections.ConfigDict, *, relaxation: str, num_classes: int | None = None
+    config: ml_collections.ConfigDict,
+    num_classes: int | None = None,
+    *,
+    relaxation: str,
+    classifier: bool = False,
 ) -> nn.Module:
-    """``HashNetwork(backbone, HashHead(config.bits, relaxation, num_classes))``.
+    """``HashNetwork(backbone, HashHead(config.bits, relaxation))``, the factory most recipes share.
 
-    The factory most recipes share; ``num_classes`` adds a classifier on the relaxed bits.
+    Bind the relaxation to get a recipe's ``make_model``:
+    ``functools.partial(hash_network, relaxation="tanh")``.
+
+    Args:
+      config: the run config (``bits``, ``model``).
+      num_classes: the protocol's number of classes; used only with ``classifier``.
+      relaxation: the hash layer's relaxation (see :class:`~dlhash_jax.models.HashHead`).
+      classifier: add a linear classifier on the relaxed bits (``outputs["logits"]``).
     """
-    head = models.HashHead(config.bits, relaxation=relaxation, num_classes=num_classes)
+    head = models.HashHead(
+        config.bits, relaxation=relaxation, num_classes=num_classes if classifier else None
+    )
     return models.HashNetwork(build_backbone(config.model), head)
 
 
-def cross_modal_network(config: ml_collections.ConfigDict, *, relaxation: str) -> nn.Module:
+def cross_modal_network(
+    config: ml_collections.ConfigDict, num_classes: int | None = None, *, relaxation: str
+) -> nn.Module:
     """An image hash network (``config.model``'s backbone) and a text hash network.
 
     The text network is a :class:`~dlhash_jax.models.TextEncoder` MLP of widths
     ``config.model.text_features`` on the bag-of-words vector; both end in a
     ``HashHead(config.bits, relaxation)``, so the two modalities share one code length.
+    ``num_classes`` is accepted for the ``make_model`` signature and not used.
     """
+    del num_classes  # The signature of Recipe.make_model; neither network classifies.
     image = models.HashNetwork(
         build_backbone(config.model), models.HashHead(config.bits, relaxation=relaxation)
     )

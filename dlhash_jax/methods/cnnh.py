@@ -11,18 +11,13 @@ two-stage one:
 2. *Learn the hash function.* A CNN whose output layer has one sigmoid unit per bit is trained
    to output each training image's target code; its codes are the thresholded outputs.
 
-How it fits the :class:`~dlhash_jax.methods.Recipe` interface, and what that changes. A recipe's
-loss sees the batch and the model outputs, and the training loop has no hook that computes
-per-item targets from the whole training split once before training (that would need a recipe
-field called at state creation with the training split, storing its result in the train state
-next to the memory bank, and passing it to the loss). For single-label data stage 1 needs no
-item-level data: two items of the same class have the same row of ``S``, and a code matrix
-constant within each class turns ``‖H Hᵀ − q S‖²`` into ``Σ_cc' n_c n_c' (h_cᵀ h_c' − q S_cc')²``
-over the ``C`` classes, with ``S_cc' = +1`` on the diagonal and ``−1`` elsewhere. With equal
-class counts ``n_c`` (every stratified protocol here: ``digits``, ``mnist``, ``cifar10``, ...)
-that is ``n_c²`` times stage 1 on the ``C × C`` class similarity, so :func:`class_target_codes`
-runs the paper's coordinate descent there, once per trace, on the host: the ``[C, L]`` codes
-enter the jitted step as constants and an item's target is its class's code.
+Stage 1 runs once before training, over the whole training split, as in the paper: the recipe's
+``prepare`` builds ``S`` from the training labels (``+1`` where two items share a label, ``−1``
+otherwise, so multi-label data works as it is), runs :func:`approximate_codes` and keeps the
+``[N, L]`` target codes in the train state; the loss reads the rows of its batch
+(``ctx.prepared["targets"][batch["index"]]``). Stage 1 is ``O(T·N²·L)`` on the host (a few seconds
+for the 500 training items of ``digits``); ``S`` and ``H Hᵀ`` are ``[N, N]``, so it is meant for
+training splits of up to some ten thousand items, as in the paper's experiments.
 
 Stage 2 maps onto the catalogue as :func:`~dlhash_jax.losses.multilabel_bce_loss` of the hash
 layer's pre-activations (the sigmoid units' logits) against the targets mapped to {0, 1} (survey
@@ -30,19 +25,13 @@ eq 21 with the bits as labels); ``codes.sign(pre)`` is the thresholded sigmoid.
 
 Deviations from the paper:
 
-- Stage 1 runs on the class similarity with codes constant per class, as explained above:
-  exact for single-label data with equal class counts, class-count weights ignored otherwise.
-  Multi-label data would need stage 1 on the items (the hook above). This recipe is for
-  single-label data; so that multi-label labels still give ±1 targets, an item's target is the
-  bitwise majority of its classes' codes (ties and unlabelled items: a fixed random code), CSQ's
-  rule (:func:`dlhash_jax.centers.label_centers`), which for one-hot labels is the class code.
 - Coordinate steps: where the objective along the chosen entry is not convex at the current
   point (the Newton step would climb), or the clipped Newton step does not decrease it, we take
   the better end of the box if it decreases the objective and otherwise keep the entry; every
   accepted step decreases ``‖H Hᵀ − q S‖²``.
 - Stage 2 loss: we fit the sigmoid outputs with the per-bit cross-entropy; the paper's exact
   fitting loss was not at hand (a public PyTorch re-implementation, swuxyj/DeepHash-pytorch,
-  regresses the raw outputs to ``H`` in L1 instead).
+  regresses the raw outputs to ``H`` with the mean squared error instead).
 - Backbone: the paper's own 3-layer CNN on 32×32 images; we train the run config's backbone (an
   MLP on ``digits``). CNNH+ (class labels as extra outputs) is not this recipe.
 - Optimiser and schedule: the run config chooses (Adam with a constant rate on ``digits``).
@@ -50,13 +39,15 @@ Deviations from the paper:
 
 from __future__ import annotations
 
+import functools
 import types
 
 import numpy as np
 
-from dlhash_jax import centers
+from dlhash_jax import _checks
 from dlhash_jax import losses
 from dlhash_jax.methods._recipe import Recipe
+from dlhash_jax.methods._recipe import Taxonomy
 from dlhash_jax.methods._recipe import hash_network
 
 CITATION = (
@@ -70,11 +61,6 @@ DEFAULT_HPARAMS = types.MappingProxyType({"stage1_sweeps": 10})
 
 # Seed of stage 1's random start and visiting order; fixed, independent of the run seed.
 STAGE1_SEED = 0
-
-
-def _check_positive_int(value, name: str) -> None:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-        raise ValueError(f"{name} must be a positive integer, got {value!r}.")
 
 
 def approximate_codes(S, bits: int, *, num_sweeps: int = 10, seed: int = 0) -> np.ndarray:
@@ -112,8 +98,8 @@ def approximate_codes(S, bits: int, *, num_sweeps: int = 10, seed: int = 0) -> n
     S = np.asarray(S, np.float64)
     if S.ndim != 2 or S.shape[0] != S.shape[1]:
         raise ValueError(f"S must be a square [n, n] matrix, got shape {S.shape}.")
-    _check_positive_int(bits, "bits")
-    _check_positive_int(num_sweeps, "num_sweeps")
+    _checks.check_int(bits, "bits")
+    _checks.check_int(num_sweeps, "num_sweeps")
     n = S.shape[0]
     rng = np.random.default_rng(seed)
     H = rng.uniform(-1.0, 1.0, size=(n, bits))
@@ -147,46 +133,42 @@ def approximate_codes(S, bits: int, *, num_sweeps: int = 10, seed: int = 0) -> n
     return np.where(H >= 0, 1.0, -1.0).astype(np.float32)
 
 
-def class_target_codes(num_classes: int, bits: int, *, num_sweeps: int = 10) -> np.ndarray:
-    """Stage 1 on the class similarity (``+1`` on the diagonal, ``−1`` elsewhere): ``[C, bits]``.
+def prepare(train_split, config) -> dict[str, np.ndarray]:
+    """Stage 1 over the training split: ``{"targets": [N, L]}`` ±1 codes, one row per item.
 
-    Deterministic in its arguments (``STAGE1_SEED``), so every trace of the loss and every
-    device builds the same codes.
+    Args:
+      train_split: the training split; ``labels`` ``[N, C]`` multi-hot.
+      config: the resolved run config: ``bits`` and ``hparams.stage1_sweeps``.
+
+    Returns:
+      ``{"targets": float32 [N, bits]}``, :func:`approximate_codes` of ``S = 2·[Y Yᵀ > 0] − 1``
+      with the fixed ``STAGE1_SEED``, so a resumed run computes the same codes.
     """
-    _check_positive_int(num_classes, "num_classes")
-    similarity = 2.0 * np.eye(num_classes) - 1.0
-    return approximate_codes(similarity, bits, num_sweeps=num_sweeps, seed=STAGE1_SEED)
+    labels = np.asarray(train_split.labels)
+    similar = (labels @ labels.T) > 0
+    targets = approximate_codes(
+        np.where(similar, 1.0, -1.0),
+        config.bits,
+        num_sweeps=config.hparams.stage1_sweeps,
+        seed=STAGE1_SEED,
+    )
+    return {"targets": targets}
 
 
-def make_model(config, num_classes):
-    """A backbone and a linear hash layer whose pre-activations are the sigmoid units' logits."""
-    del num_classes
-    return hash_network(config, relaxation="none")
-
-
-def loss_fn(outputs, batch, *, bank, step, hparams):
+def loss_fn(outputs, batch, ctx):
     """Per-bit cross-entropy of the hash layer's sigmoid outputs to the items' stage-1 codes.
 
     Args:
       outputs: model outputs on the local batch; ``"pre"`` ``[B, L]`` are the logits.
-      batch: local batch with one-hot ``"labels"`` ``[B, C]`` (multi-hot: see the module notes).
-      bank: unused (``None``).
-      step: unused.
-      hparams: ``{"stage1_sweeps": T}``.
+      batch: local batch with ``"index"`` ``[B]``, the items' rows in the training split.
+      ctx: :class:`~dlhash_jax.methods.LossContext`; ``ctx.prepared["targets"]`` ``[N, L]`` are
+        the stage-1 codes of :func:`prepare`.
 
     Returns:
       ``(loss, {"fit": ...})``.
     """
-    del bank, step
-    logits = outputs["pre"]
-    bits = logits.shape[1]
-    codes = class_target_codes(
-        batch["labels"].shape[1], bits, num_sweeps=hparams["stage1_sweeps"]
-    )
-    targets = centers.label_centers(
-        batch["labels"], codes, centers.tie_break_code(bits, seed=STAGE1_SEED)
-    )
-    fit = losses.multilabel_bce_loss(logits, (targets + 1.0) / 2.0)
+    targets = ctx.prepared["targets"][batch["index"]]
+    fit = losses.multilabel_bce_loss(outputs["pre"], (targets + 1.0) / 2.0)
     return fit, {"fit": fit}
 
 
@@ -194,7 +176,10 @@ RECIPE = Recipe(
     name="cnnh",
     title="Convolutional neural network hashing",
     citation=CITATION,
-    make_model=make_model,
+    taxonomy=Taxonomy("single", "pairs"),
+    # A backbone and a linear hash layer whose pre-activations are the sigmoid units' logits.
+    make_model=functools.partial(hash_network, relaxation="none"),
     loss_fn=loss_fn,
     default_hparams=DEFAULT_HPARAMS,
+    prepare=prepare,
 )

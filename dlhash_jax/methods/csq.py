@@ -35,11 +35,13 @@ Deviations from the paper:
 
 from __future__ import annotations
 
+import functools
 import types
 
 from dlhash_jax import centers
 from dlhash_jax import losses
 from dlhash_jax.methods._recipe import Recipe
+from dlhash_jax.methods._recipe import Taxonomy
 from dlhash_jax.methods._recipe import hash_network
 
 CITATION = (
@@ -57,12 +59,6 @@ DEFAULT_HPARAMS = types.MappingProxyType({"lambda_q": 0.05})
 CENTER_SEED = 0
 
 
-def make_model(config, num_classes):
-    """A backbone and a ``tanh`` hash layer: CSQ's outputs ``h = tanh(u)`` lie in ``(-1, 1)``."""
-    del num_classes
-    return hash_network(config, relaxation="tanh")
-
-
 def item_centers(labels, bits: int):
     """The hash centre of every item of a batch: ``[B, C]`` labels → ``[B, bits]`` ±1 codes.
 
@@ -76,28 +72,25 @@ def item_centers(labels, bits: int):
     return centers.label_centers(labels, table, tie_break)
 
 
-def loss_fn(outputs, batch, *, bank, step, hparams):
+def loss_fn(outputs, batch, ctx):
     """Central similarity (BCE to the item's hash centre) plus ``λ`` times quantization.
 
     Args:
       outputs: model outputs on the local batch: ``"pre"`` ``u`` and ``"relaxed"``
         ``h = tanh(u)``, both ``[B, L]``.
       batch: local batch with ``"labels"`` ``[B, C]``.
-      bank: unused (``None``).
-      step: unused.
-      hparams: ``{"lambda_q": λ}``.
+      ctx: :class:`~dlhash_jax.methods.LossContext`; ``ctx.hparams`` is ``{"lambda_q": λ}``.
 
     Returns:
       ``(loss, {"central": L_C, "quantization": L_Q})``.
     """
-    del bank, step
     pre, relaxed = outputs["pre"], outputs["relaxed"]
     bits = pre.shape[1]
     target = (item_centers(batch["labels"], bits) + 1.0) / 2.0
     # (1 + tanh u)/2 = sigmoid(2u): the BCE of the paper on logits 2u, averaged over bits.
     central = losses.multilabel_bce_loss(2.0 * pre, target) / bits
     quantization = losses.hash_constraint_l2(relaxed) / bits
-    loss = central + hparams["lambda_q"] * quantization
+    loss = central + ctx.hparams["lambda_q"] * quantization
     return loss, {"central": central, "quantization": quantization}
 
 
@@ -105,7 +98,9 @@ RECIPE = Recipe(
     name="csq",
     title="Central similarity quantization",
     citation=CITATION,
-    make_model=make_model,
+    taxonomy=Taxonomy("single", "single"),
+    # A backbone and a tanh hash layer: CSQ's outputs h = tanh(u) lie in (-1, 1).
+    make_model=functools.partial(hash_network, relaxation="tanh"),
     loss_fn=loss_fn,
     default_hparams=DEFAULT_HPARAMS,
 )

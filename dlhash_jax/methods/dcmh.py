@@ -37,14 +37,15 @@ agree).
 
 from __future__ import annotations
 
+import functools
 import types
 
-from jax import lax
-
 from dlhash_jax import codes
+from dlhash_jax import conventions
 from dlhash_jax import losses
 from dlhash_jax import similarity
 from dlhash_jax.methods._recipe import Recipe
+from dlhash_jax.methods._recipe import Taxonomy
 from dlhash_jax.methods._recipe import cross_modal_network
 
 CITATION = (
@@ -54,26 +55,21 @@ CITATION = (
 # γ = η = 1: the values of the authors' code (jiangqy/DCMH-CVPR2017, DCMH_demo.py).
 DEFAULT_HPARAMS = types.MappingProxyType({"gamma": 1.0, "eta": 1.0})
 
-# Parameter groups of models.CrossModalNetwork, updated in turn (image on even steps).
-MODALITY_GROUPS = ("image", "text")
+# Parameter groups of models.CrossModalNetwork, updated in turn (image on even steps); their order
+# is also the order of the two rows of outputs["stacked"] and of the bank.
+MODALITY_GROUPS = conventions.MODALITIES
 
 
-def make_model(config, num_classes):
-    """Image and text hash networks with linear outputs ``F`` and ``G``, as in DCMH."""
-    del num_classes
-    return cross_modal_network(config, relaxation="none")
-
-
-def modality_terms(outputs, batch, bank, *, modality: int, gamma, eta):
+def modality_terms(outputs, batch, bank, *, modality: str, gamma, eta):
     """The DCMH objective as a function of one modality's network, on the local batch.
 
     Args:
-      outputs: the model's dict; ``outputs["stacked"][:, modality]`` is the batch's outputs of
-        the network being updated (``F`` rows for ``modality=0``, ``G`` rows for 1).
+      outputs: the model's dict; ``outputs["stacked"]`` ``[b, 2, L]`` holds the batch's ``F``
+        and ``G`` rows.
       batch: local batch with ``"labels"`` ``[b, C]`` and ``"index"`` ``[b]``.
       bank: :class:`~dlhash_jax.methods.MemoryBank` with ``outputs`` ``[N, 2, L]`` (``F`` and
         ``G`` of every training item, this step's rows included) and ``labels`` ``[N, C]``.
-      modality: 0 (image network) or 1 (text network).
+      modality: the network being updated, ``"image"`` (``F``) or ``"text"`` (``G``).
       gamma, eta: the quantization and balance weights of the paper.
 
     Returns:
@@ -81,8 +77,9 @@ def modality_terms(outputs, batch, bank, *, modality: int, gamma, eta):
       batch's rows against every row of the other modality, the quantization to
       ``B = sign(F + G)`` and the balance of the updated modality's whole matrix.
     """
-    active = outputs["stacked"][:, modality]
-    other = bank.outputs[:, 1 - modality]
+    row = MODALITY_GROUPS.index(modality)
+    active = outputs["stacked"][:, row]
+    other = bank.outputs[:, 1 - row]
     index = batch["index"]
     num_items = bank.outputs.shape[0]
     pair_similarity = similarity.label_similarity(batch["labels"], bank.labels)
@@ -90,7 +87,7 @@ def modality_terms(outputs, batch, bank, *, modality: int, gamma, eta):
     shared_codes = codes.sign(bank.outputs[index, 0] + bank.outputs[index, 1])
     quantization = losses.quantization_loss(active, shared_codes)
     # The bank rows of this batch carry no gradient; put the live rows back for the balance term.
-    whole = bank.outputs[:, modality].at[index].set(active)
+    whole = bank.outputs[:, row].at[index].set(active)
     balance = losses.balance_loss(whole)
     loss = (
         likelihood
@@ -100,37 +97,46 @@ def modality_terms(outputs, batch, bank, *, modality: int, gamma, eta):
     return loss, {"likelihood": likelihood, "quantization": quantization, "balance": balance}
 
 
-def alternate(step, terms_fn):
-    """``terms_fn(modality)`` for the network updated at ``step``: image on even steps, text on odd.
+def updated_modality(ctx) -> str:
+    """The network the step updates, ``ctx.group``: ``"image"`` or ``"text"``.
 
-    ``lax.cond`` keeps the step one compiled program while running only the updated network's
-    terms (each pairs a batch with all ``N`` bank rows). The other network's parameters get a
-    zero gradient, and the alternating optimizer (``dlhash_jax.train.make_optimizer``) leaves them
-    and their optimizer state unchanged.
+    The training step sets it from ``RECIPE.alternating`` (image on even steps, text on odd) and
+    runs only that network's terms; the other network gets a zero gradient, and the alternating
+    optimizer leaves it and its optimizer state unchanged.
+
+    Raises:
+      ValueError: if ``ctx.group`` is not one of ``MODALITY_GROUPS``.
     """
-    image_turn = step % len(MODALITY_GROUPS) == 0
-    return lax.cond(image_turn, lambda: terms_fn(0), lambda: terms_fn(1))
+    if ctx.group not in MODALITY_GROUPS:
+        raise ValueError(
+            f"The cross-modal loss needs ctx.group, the network this step updates, one of "
+            f"{MODALITY_GROUPS}; got {ctx.group!r}. The training step sets it from "
+            "recipe.alternating."
+        )
+    return ctx.group
 
 
-def loss_fn(outputs, batch, *, bank, step, hparams):
+def loss_fn(outputs, batch, ctx):
     """The DCMH objective for the network updated at this step (see the module docstring).
 
     Args:
       outputs: model outputs on the local batch; ``"stacked"`` is ``[b, 2, L]`` (``F``, ``G``).
       batch: local batch with ``"labels"`` ``[b, C]`` and ``"index"`` ``[b]``.
-      bank: :class:`~dlhash_jax.methods.MemoryBank` of the ``N`` training items' ``F`` and
-        ``G`` (``[N, 2, L]``), already holding this step's batch.
-      step: number of completed steps; even: image network, odd: text network.
-      hparams: ``{"gamma": γ, "eta": η}``.
+      ctx: :class:`~dlhash_jax.methods.LossContext`: ``ctx.bank`` holds the ``N`` training
+        items' ``F`` and ``G`` (``[N, 2, L]``), already with this step's batch; ``ctx.group`` is
+        the network updated (:func:`updated_modality`); ``ctx.hparams`` is
+        ``{"gamma": γ, "eta": η}``.
 
     Returns:
       ``(loss, {"likelihood": ..., "quantization": ..., "balance": ...})`` of the updated network.
     """
-    return alternate(
-        step,
-        lambda modality: modality_terms(
-            outputs, batch, bank, modality=modality, gamma=hparams["gamma"], eta=hparams["eta"]
-        ),
+    return modality_terms(
+        outputs,
+        batch,
+        ctx.bank,
+        modality=updated_modality(ctx),
+        gamma=ctx.hparams["gamma"],
+        eta=ctx.hparams["eta"],
     )
 
 
@@ -138,11 +144,12 @@ RECIPE = Recipe(
     name="dcmh",
     title="Deep cross-modal hashing",
     citation=CITATION,
-    make_model=make_model,
+    taxonomy=Taxonomy("multi", "pairs", cross_modal=True),
+    # Image and text hash networks with linear outputs F and G, as in DCMH.
+    make_model=functools.partial(cross_modal_network, relaxation="none"),
     loss_fn=loss_fn,
     default_hparams=DEFAULT_HPARAMS,
     bank_output="stacked",
     bank_init="normal",
-    cross_modal=True,
     alternating=MODALITY_GROUPS,
 )

@@ -21,8 +21,8 @@ flax kernel ``K = W^mᵀ`` of shape ``[d_in, d_out]``, ``W^m W^mᵀ = KᵀK``, w
 The paper optimises the whole training set at once, so its ``N`` is the training-set size; we
 train on mini-batches of the same objective, and its ``N`` is the global batch size ``B`` (as in
 public re-implementations), so each term's weight relative to the others is the paper's
-``λ / B``. The loss reaches the weights through the model: :class:`ExposeParams` returns the
-network's parameters among its outputs.
+``λ / B``. The loss reaches the weights as ``ctx.params`` (the recipe contract's loss context), the
+parameters being differentiated.
 
 Deviations from the paper:
 
@@ -47,13 +47,13 @@ from __future__ import annotations
 import math
 import types
 
-import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
 from dlhash_jax import losses
 from dlhash_jax import models
 from dlhash_jax.methods._recipe import Recipe
+from dlhash_jax.methods._recipe import Taxonomy
 from dlhash_jax.methods._recipe import build_backbone
 
 CITATION = (
@@ -66,28 +66,6 @@ CITATION = (
 DEFAULT_HPARAMS = types.MappingProxyType(
     {"lambda_variance": 100.0, "lambda_orthogonality": 0.001, "lambda_weight": 0.001}
 )
-
-
-class ExposeParams(nn.Module):
-    """A network whose output dict also holds its own parameters, for weight terms in a loss.
-
-    Recipe losses see the model's outputs, not its parameters; weight regularisers (survey eq 10,
-    DH's orthogonality) need the kernels. ``out["params"]`` is the same pytree as
-    ``variables["params"]`` under ``"network"``, so gradients reach the parameters through it.
-
-    Attributes:
-      network: module called as ``network(x, train=..., beta=...)`` returning a dict.
-    """
-
-    network: nn.Module
-
-    @nn.compact
-    def __call__(
-        self, x: jax.typing.ArrayLike, *, train: bool, beta: jax.typing.ArrayLike = 1.0
-    ) -> dict:
-        out = dict(self.network(x, train=train, beta=beta))
-        out["params"] = self.variables["params"]["network"]
-        return out
 
 
 def kernels(params) -> list[jax.Array]:
@@ -108,7 +86,7 @@ def orthogonality(params) -> jax.Array:
 
 
 def make_model(config, num_classes):
-    """DH's network: ``tanh`` after every layer, the hash layer included, and its parameters out.
+    """DH's network: ``tanh`` after every layer, the hash layer included.
 
     With ``model.backbone == "mlp"`` the hidden layers are ``tanh`` (DH); other backbones are
     built as configured.
@@ -124,26 +102,25 @@ def make_model(config, num_classes):
     else:
         backbone = build_backbone(model_config)
     head = models.HashHead(config.bits, relaxation="tanh")
-    return ExposeParams(models.HashNetwork(backbone, head))
+    return models.HashNetwork(backbone, head)
 
 
-def loss_fn(outputs, batch, *, bank, step, hparams):
+def loss_fn(outputs, batch, ctx):
     """``2J/B`` of DH on the batch: quantization, variance, weight orthogonality and decay.
 
     Args:
-      outputs: model outputs on the local batch: ``"relaxed"`` is ``h`` ``[B, L]`` (``tanh``),
-        ``"params"`` the network's parameters.
+      outputs: model outputs on the local batch: ``"relaxed"`` is ``h`` ``[B, L]`` (``tanh``).
       batch: unused (DH reads no labels).
-      bank: unused (``None``).
-      step: unused.
-      hparams: ``{"lambda_variance": λ1, "lambda_orthogonality": λ2, "lambda_weight": λ3}``.
+      ctx: :class:`~dlhash_jax.methods.LossContext`: ``ctx.params`` the network's parameters
+        (their dense kernels enter the orthogonality and weight terms); ``ctx.hparams`` is
+        ``{"lambda_variance": λ1, "lambda_orthogonality": λ2, "lambda_weight": λ3}``.
 
     Returns:
       ``(loss, {"quantization": ..., "variance": ..., "orthogonality": ..., "weight": ...})``.
     """
-    del batch, bank, step
+    del batch
     h = outputs["relaxed"]
-    params = outputs["params"]
+    params = ctx.params
     num_items = h.shape[0]
     quantization = losses.quantization_loss(h)
     variance = losses.variance_loss(h)
@@ -151,9 +128,9 @@ def loss_fn(outputs, batch, *, bank, step, hparams):
     weight = losses.weight_norm(params, squared=True)
     loss = (
         quantization
-        + hparams["lambda_variance"] / num_items * variance
-        + hparams["lambda_orthogonality"] / num_items * orthogonal
-        + hparams["lambda_weight"] / num_items * weight
+        + ctx.hparams["lambda_variance"] / num_items * variance
+        + ctx.hparams["lambda_orthogonality"] / num_items * orthogonal
+        + ctx.hparams["lambda_weight"] / num_items * weight
     )
     return loss, {
         "quantization": quantization,
@@ -167,6 +144,7 @@ RECIPE = Recipe(
     name="dh",
     title="Deep hashing",
     citation=CITATION,
+    taxonomy=Taxonomy("none", "single"),
     make_model=make_model,
     loss_fn=loss_fn,
     default_hparams=DEFAULT_HPARAMS,

@@ -40,12 +40,14 @@ Deviations from the paper:
 
 from __future__ import annotations
 
+import functools
 import types
 
 from dlhash_jax import codes
 from dlhash_jax import losses
 from dlhash_jax import similarity
 from dlhash_jax.methods._recipe import Recipe
+from dlhash_jax.methods._recipe import Taxonomy
 from dlhash_jax.methods._recipe import hash_network
 
 CITATION = (
@@ -61,35 +63,27 @@ CITATION = (
 DEFAULT_HPARAMS = types.MappingProxyType({"dissimilar": -1.0, "quantization_weight": 1e-4})
 
 
-def make_model(config, num_classes):
-    """A backbone and a ``tanh`` hash layer; its codes are ``sgn`` of the layer's input."""
-    del num_classes
-    return hash_network(config, relaxation="tanh")
-
-
-def loss_fn(outputs, batch, *, bank, step, hparams):
+def loss_fn(outputs, batch, ctx):
     """Eq 14 between the batch's outputs and the bank's codes, plus weighted quantization.
 
     Args:
       outputs: model outputs on the local batch; ``"relaxed"`` is ``a = tanh(F(x))``
         ``[B, L]``.
       batch: local batch with ``"labels"`` ``[B, C]``.
-      bank: :class:`~dlhash_jax.methods.MemoryBank` of the ``tanh`` outputs of the ``N``
-        training items, already holding this step's batch; its signs are the codes ``B``.
-      step: unused.
-      hparams: ``{"dissimilar": t, "quantization_weight": λ}``.
+      ctx: :class:`~dlhash_jax.methods.LossContext`: ``ctx.bank`` holds the ``tanh`` outputs of
+        the ``N`` training items, already with this step's batch (its signs are the codes ``B``);
+        ``ctx.hparams`` is ``{"dissimilar": t, "quantization_weight": λ}``.
 
     Returns:
       ``(loss, {"inner_product": ..., "quantization": ...})``.
     """
-    del step
     a = outputs["relaxed"]
-    pair_similarity = similarity.label_similarity(batch["labels"], bank.labels)
+    pair_similarity = similarity.label_similarity(batch["labels"], ctx.bank.labels)
     inner_product = losses.inner_product_loss(
-        a, codes.sign(bank.outputs), pair_similarity, dissimilar=hparams["dissimilar"]
+        a, codes.sign(ctx.bank.outputs), pair_similarity, dissimilar=ctx.hparams["dissimilar"]
     )
     quantization = losses.quantization_loss(a)
-    loss = inner_product + hparams["quantization_weight"] * quantization
+    loss = inner_product + ctx.hparams["quantization_weight"] * quantization
     return loss, {"inner_product": inner_product, "quantization": quantization}
 
 
@@ -97,7 +91,9 @@ RECIPE = Recipe(
     name="discrete_supervised",
     title="Discrete supervised hashing (inner-product objective)",
     citation=CITATION,
-    make_model=make_model,
+    taxonomy=Taxonomy("single", "pairs"),
+    # A backbone and a tanh hash layer; its codes are sgn of the layer's input.
+    make_model=functools.partial(hash_network, relaxation="tanh"),
     loss_fn=loss_fn,
     default_hparams=DEFAULT_HPARAMS,
     bank_output="relaxed",

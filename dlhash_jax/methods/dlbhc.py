@@ -34,6 +34,7 @@ import types
 from dlhash_jax import losses
 from dlhash_jax import models
 from dlhash_jax.methods._recipe import Recipe
+from dlhash_jax.methods._recipe import Taxonomy
 from dlhash_jax.methods._recipe import build_backbone
 
 CITATION = (
@@ -52,20 +53,17 @@ def make_model(config, num_classes):
     )
 
 
-def loss_fn(outputs, batch, *, bank, step, hparams):
+def loss_fn(outputs, batch, ctx):
     """Softmax cross-entropy of the classifier on the latent layer (survey eq 20).
 
     Args:
       outputs: model outputs on the local batch; ``"logits"`` ``[B, C]``.
       batch: local batch with ``"labels"`` ``[B, C]`` (one-hot).
-      bank: unused (``None``: DLBHC has no memory bank).
-      step: unused.
-      hparams: unused (DLBHC has none).
+      ctx: :class:`~dlhash_jax.methods.LossContext`; ``ctx.hparams`` is unused (DLBHC has none).
 
     Returns:
       ``(loss, {"softmax": loss})``.
     """
-    del bank, step, hparams
     softmax = losses.softmax_loss(outputs["logits"], batch["labels"])
     return softmax, {"softmax": softmax}
 
@@ -74,6 +72,7 @@ RECIPE = Recipe(
     name="dlbhc",
     title="Deep learning of binary hash codes",
     citation=CITATION,
+    taxonomy=Taxonomy("single", "single"),
     make_model=make_model,
     loss_fn=loss_fn,
     default_hparams=DEFAULT_HPARAMS,

@@ -39,6 +39,7 @@ import types
 from dlhash_jax import losses
 from dlhash_jax import models
 from dlhash_jax.methods._recipe import Recipe
+from dlhash_jax.methods._recipe import Taxonomy
 from dlhash_jax.methods._recipe import build_backbone
 
 CITATION = (
@@ -62,25 +63,23 @@ def make_model(config, num_classes):
     return models.HashNetwork(build_backbone(config.model), head)
 
 
-def loss_fn(outputs, batch, *, bank, step, hparams):
+def loss_fn(outputs, batch, ctx):
     """DNNH's triplet ranking loss over every triplet of the batch, on the [0, 1] scale.
 
     Args:
       outputs: model outputs on the local batch; ``"relaxed"`` is ``2F − 1`` ``[B, L]``.
       batch: local batch with ``"labels"`` ``[B, C]``.
-      bank: unused (``None``: DNNH has no memory bank).
-      step: unused.
-      hparams: ``{"margin": m, "epsilon": ε}`` (``ε`` is used by the model).
+      ctx: :class:`~dlhash_jax.methods.LossContext`; ``ctx.hparams`` is ``{"margin": m, "epsilon":
+        ε}`` (``ε`` is used by the model).
 
     Returns:
       ``(loss, {"triplet": loss})``.
     """
-    del bank, step
     # ‖F − F'‖² = ‖a − a'‖² / 4 for a = 2F − 1: margin 4m on the ±1 scale, the result scaled by ¼.
     triplet = 0.25 * losses.batch_triplet_loss(
         outputs["relaxed"],
         batch["labels"],
-        margin=4.0 * hparams["margin"],
+        margin=4.0 * ctx.hparams["margin"],
         mining="all",
         distance="squared_l2",
     )
@@ -91,6 +90,7 @@ RECIPE = Recipe(
     name="dnnh",
     title="Deep neural network hashing",
     citation=CITATION,
+    taxonomy=Taxonomy("single", "multi-tuples"),
     make_model=make_model,
     loss_fn=loss_fn,
     default_hparams=DEFAULT_HPARAMS,

@@ -15,11 +15,13 @@ pairs, the quantization over the ``B`` samples), so the same objective is
 
 from __future__ import annotations
 
+import functools
 import types
 
 from dlhash_jax import losses
 from dlhash_jax import similarity
 from dlhash_jax.methods._recipe import Recipe
+from dlhash_jax.methods._recipe import Taxonomy
 from dlhash_jax.methods._recipe import hash_network
 
 CITATION = (
@@ -31,32 +33,23 @@ CITATION = (
 DEFAULT_HPARAMS = types.MappingProxyType({"eta": 10.0})
 
 
-def make_model(config, num_classes):
-    """A backbone and a linear hash layer: DPSH's outputs ``u`` are unbounded real numbers."""
-    del num_classes
-    return hash_network(config, relaxation="none")
-
-
-def loss_fn(outputs, batch, *, bank, step, hparams):
+def loss_fn(outputs, batch, ctx):
     """Pairwise likelihood of the batch against the bank, plus ``(η / N)`` times quantization.
 
     Args:
       outputs: model outputs on the local batch; ``"relaxed"`` is ``u`` ``[B, L]``.
       batch: local batch with ``"labels"`` ``[B, C]``.
-      bank: :class:`~dlhash_jax.methods.MemoryBank` of the ``N`` training items, already holding
-        this step's batch.
-      step: unused.
-      hparams: ``{"eta": η}``.
+      ctx: :class:`~dlhash_jax.methods.LossContext`: ``ctx.bank`` is the memory bank of the ``N``
+        training items, already holding this step's batch; ``ctx.hparams`` is ``{"eta": η}``.
 
     Returns:
       ``(loss, {"likelihood": ..., "quantization": ...})``.
     """
-    del step
     u = outputs["relaxed"]
-    pair_similarity = similarity.label_similarity(batch["labels"], bank.labels)
-    likelihood = losses.pairwise_likelihood_loss(u, bank.outputs, pair_similarity)
+    pair_similarity = similarity.label_similarity(batch["labels"], ctx.bank.labels)
+    likelihood = losses.pairwise_likelihood_loss(u, ctx.bank.outputs, pair_similarity)
     quantization = losses.quantization_loss(u)
-    weight = hparams["eta"] / bank.outputs.shape[0]
+    weight = ctx.hparams["eta"] / ctx.bank.outputs.shape[0]
     loss = likelihood + weight * quantization
     return loss, {"likelihood": likelihood, "quantization": quantization}
 
@@ -65,7 +58,9 @@ RECIPE = Recipe(
     name="dpsh",
     title="Deep pairwise-supervised hashing",
     citation=CITATION,
-    make_model=make_model,
+    taxonomy=Taxonomy("single", "pairs"),
+    # A backbone and a linear hash layer: DPSH's outputs u are unbounded real numbers.
+    make_model=functools.partial(hash_network, relaxation="none"),
     loss_fn=loss_fn,
     default_hparams=DEFAULT_HPARAMS,
     bank_output="relaxed",

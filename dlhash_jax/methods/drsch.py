@@ -53,6 +53,7 @@ from dlhash_jax import losses
 from dlhash_jax import models
 from dlhash_jax import similarity
 from dlhash_jax.methods._recipe import Recipe
+from dlhash_jax.methods._recipe import Taxonomy
 from dlhash_jax.methods._recipe import build_backbone
 
 CITATION = (
@@ -104,29 +105,27 @@ def make_model(config, num_classes):
     return models.HashNetwork(build_backbone(config.model), WeightedHashHead(config.bits))
 
 
-def loss_fn(outputs, batch, *, bank, step, hparams):
+def loss_fn(outputs, batch, ctx):
     """Weighted-Hamming triplet hinge of the batch + λ · label-graph Laplacian of ``r``.
 
     Args:
       outputs: model outputs on the local batch; ``"relaxed"`` is ``r = tanh(z)`` ``[B, L]`` and
         ``"weighted"`` is ``w ⊙ r``.
       batch: local batch with ``"labels"`` ``[B, C]``.
-      bank: unused (``None``: DRSCH has no memory bank).
-      step: unused.
-      hparams: ``{"margin_per_bit": −C / L, "laplacian": λ}``.
+      ctx: :class:`~dlhash_jax.methods.LossContext`; ``ctx.hparams`` is ``{"margin_per_bit": −C /
+        L, "laplacian": λ}``.
 
     Returns:
       ``(loss, {"triplet": ..., "laplacian": ...})``.
     """
-    del bank, step
     r = outputs["relaxed"]
     labels = batch["labels"]
-    margin = hparams["margin_per_bit"] * r.shape[1]
+    margin = ctx.hparams["margin_per_bit"] * r.shape[1]
     triplet = losses.batch_triplet_loss(
         outputs["weighted"], labels, margin=margin, mining="all", distance="hamming"
     )
     laplacian = losses.laplacian_loss(r, similarity.label_similarity(labels, labels))
-    loss = triplet + hparams["laplacian"] * laplacian
+    loss = triplet + ctx.hparams["laplacian"] * laplacian
     return loss, {"triplet": triplet, "laplacian": laplacian}
 
 
@@ -134,6 +133,7 @@ RECIPE = Recipe(
     name="drsch",
     title="Bit-scalable deep hashing with regularized similarity learning",
     citation=CITATION,
+    taxonomy=Taxonomy("single", "multi-tuples"),
     make_model=make_model,
     loss_fn=loss_fn,
     default_hparams=DEFAULT_HPARAMS,

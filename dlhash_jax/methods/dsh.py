@@ -16,11 +16,13 @@ the regulariser is ``α · hash_constraint_l1`` of the batch, which matches DSH'
 
 from __future__ import annotations
 
+import functools
 import types
 
 from dlhash_jax import losses
 from dlhash_jax import similarity
 from dlhash_jax.methods._recipe import Recipe
+from dlhash_jax.methods._recipe import Taxonomy
 from dlhash_jax.methods._recipe import hash_network
 
 CITATION = (
@@ -32,35 +34,27 @@ CITATION = (
 DEFAULT_HPARAMS = types.MappingProxyType({"alpha": 0.01, "margin_per_bit": 2.0})
 
 
-def make_model(config, num_classes):
-    """A backbone and a linear hash layer: DSH regularises its real outputs towards ±1."""
-    del num_classes
-    return hash_network(config, relaxation="none")
-
-
-def loss_fn(outputs, batch, *, bank, step, hparams):
+def loss_fn(outputs, batch, ctx):
     """Half the squared-L2 contrastive loss against the bank, plus ``α`` times the L1 constraint.
 
     Args:
       outputs: model outputs on the local batch; ``"relaxed"`` is ``u`` ``[B, L]``.
       batch: local batch with ``"labels"`` ``[B, C]``.
-      bank: :class:`~dlhash_jax.methods.MemoryBank` of the ``N`` training items, already holding
-        this step's batch.
-      step: unused.
-      hparams: ``{"alpha": α, "margin_per_bit": m / L}``.
+      ctx: :class:`~dlhash_jax.methods.LossContext`: ``ctx.bank`` is the memory bank of the ``N``
+        training items, already holding this step's batch; ``ctx.hparams`` is
+        ``{"alpha": α, "margin_per_bit": m / L}``.
 
     Returns:
       ``(loss, {"contrastive": ..., "hash_constraint": ...})``.
     """
-    del step
     u = outputs["relaxed"]
-    pair_similarity = similarity.label_similarity(batch["labels"], bank.labels)
-    margin = hparams["margin_per_bit"] * u.shape[1]
+    pair_similarity = similarity.label_similarity(batch["labels"], ctx.bank.labels)
+    margin = ctx.hparams["margin_per_bit"] * u.shape[1]
     contrastive = 0.5 * losses.contrastive_loss(
-        u, bank.outputs, pair_similarity, margin=margin, distance="squared_l2"
+        u, ctx.bank.outputs, pair_similarity, margin=margin, distance="squared_l2"
     )
     constraint = losses.hash_constraint_l1(u)
-    loss = contrastive + hparams["alpha"] * constraint
+    loss = contrastive + ctx.hparams["alpha"] * constraint
     return loss, {"contrastive": contrastive, "hash_constraint": constraint}
 
 
@@ -68,7 +62,9 @@ RECIPE = Recipe(
     name="dsh",
     title="Deep supervised hashing",
     citation=CITATION,
-    make_model=make_model,
+    taxonomy=Taxonomy("single", "pairs"),
+    # A backbone and a linear hash layer: DSH regularises its real outputs towards ±1.
+    make_model=functools.partial(hash_network, relaxation="none"),
     loss_fn=loss_fn,
     default_hparams=DEFAULT_HPARAMS,
     bank_output="relaxed",

@@ -49,6 +49,7 @@ Deviations from the paper:
 
 from __future__ import annotations
 
+import functools
 import types
 
 import jax.numpy as jnp
@@ -56,6 +57,7 @@ import jax.numpy as jnp
 from dlhash_jax import losses
 from dlhash_jax import similarity
 from dlhash_jax.methods._recipe import Recipe
+from dlhash_jax.methods._recipe import Taxonomy
 from dlhash_jax.methods._recipe import hash_network
 
 CITATION = (
@@ -67,12 +69,6 @@ CITATION = (
 # asks for a strict order. α = 1: the balance weight. The paper's numeric values were not
 # available to us; both are documented choices, not tuned.
 DEFAULT_HPARAMS = types.MappingProxyType({"margin": 1.0, "alpha": 1.0})
-
-
-def make_model(config, num_classes):
-    """A backbone and a ``tanh`` hash layer (DSRH's ``2σ(·) − 1`` up to the layer's scale)."""
-    del num_classes
-    return hash_network(config, relaxation="tanh")
 
 
 def in_batch_ranking_loss(h, labels, *, margin):
@@ -100,25 +96,23 @@ def in_batch_ranking_loss(h, labels, *, margin):
     return loss, count
 
 
-def loss_fn(outputs, batch, *, bank, step, hparams):
+def loss_fn(outputs, batch, ctx):
     """DSRH's weighted ranking loss within the batch plus ``α/2`` times bit balance.
 
     Args:
       outputs: model outputs on the local batch; ``"relaxed"`` ``h = tanh(u)`` ``[B, L]``.
       batch: local batch with multi-hot ``"labels"`` ``[B, C]``.
-      bank: unused (``None``).
-      step: unused.
-      hparams: ``{"margin": ρ, "alpha": α}``.
+      ctx: :class:`~dlhash_jax.methods.LossContext`; ``ctx.hparams`` is ``{"margin": ρ, "alpha":
+        α}``.
 
     Returns:
       ``(loss, {"ranking": ..., "balance": ...})``.
     """
-    del bank, step
     h = outputs["relaxed"]
-    ranking, count = in_batch_ranking_loss(h, batch["labels"], margin=hparams["margin"])
+    ranking, count = in_batch_ranking_loss(h, batch["labels"], margin=ctx.hparams["margin"])
     balance = losses.balance_loss(h)
     # F / count: the ranking sum becomes ranking_loss's mean, so α/2 is divided by the count.
-    loss = ranking + 0.5 * hparams["alpha"] / jnp.maximum(count, 1.0) * balance
+    loss = ranking + 0.5 * ctx.hparams["alpha"] / jnp.maximum(count, 1.0) * balance
     return loss, {"ranking": ranking, "balance": balance}
 
 
@@ -126,7 +120,9 @@ RECIPE = Recipe(
     name="dsrh",
     title="Deep semantic ranking based hashing",
     citation=CITATION,
-    make_model=make_model,
+    taxonomy=Taxonomy("multi", "multi-tuples"),
+    # A backbone and a tanh hash layer (DSRH's 2σ(·) − 1 up to the layer's scale).
+    make_model=functools.partial(hash_network, relaxation="tanh"),
     loss_fn=loss_fn,
     default_hparams=DEFAULT_HPARAMS,
 )

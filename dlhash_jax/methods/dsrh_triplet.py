@@ -54,6 +54,7 @@ import jax
 from dlhash_jax import losses
 from dlhash_jax import models
 from dlhash_jax.methods._recipe import Recipe
+from dlhash_jax.methods._recipe import Taxonomy
 from dlhash_jax.methods._recipe import build_backbone
 
 CITATION = (
@@ -111,32 +112,30 @@ def make_model(config, num_classes):
     )
 
 
-def loss_fn(outputs, batch, *, bank, step, hparams):
+def loss_fn(outputs, batch, ctx):
     """Triplet ranking loss of the bits + λ_orth · orthogonality + λ_cls · softmax loss.
 
     Args:
       outputs: model outputs on the local batch; ``"relaxed"`` is ``2h − 1`` ``[B, L]`` and
         ``"logits"`` ``[B, C]`` the classification stream.
       batch: local batch with ``"labels"`` ``[B, C]``.
-      bank: unused (``None``: DSRH has no memory bank).
-      step: unused.
-      hparams: ``{"margin": m, "orthogonality": λ_orth, "classification": λ_cls}``.
+      ctx: :class:`~dlhash_jax.methods.LossContext`; ``ctx.hparams`` is ``{"margin": m,
+        "orthogonality": λ_orth, "classification": λ_cls}``.
 
     Returns:
       ``(loss, {"triplet": ..., "orthogonality": ..., "classification": ...})``.
     """
-    del bank, step
     a = outputs["relaxed"]
     # ‖h − h'‖² = ‖a − a'‖² / 4 for a = 2h − 1: margin 4m on the ±1 scale, the result scaled by ¼.
     triplet = 0.25 * losses.batch_triplet_loss(
-        a, batch["labels"], margin=4.0 * hparams["margin"], mining="all", distance="squared_l2"
+        a, batch["labels"], margin=4.0 * ctx.hparams["margin"], mining="all", distance="squared_l2"
     )
     orthogonality = losses.decorrelation_loss(a)
     classification = losses.softmax_loss(outputs["logits"], batch["labels"])
     loss = (
         triplet
-        + hparams["orthogonality"] * orthogonality
-        + hparams["classification"] * classification
+        + ctx.hparams["orthogonality"] * orthogonality
+        + ctx.hparams["classification"] * classification
     )
     return loss, {
         "triplet": triplet,
@@ -149,6 +148,7 @@ RECIPE = Recipe(
     name="dsrh_triplet",
     title="Deep semantic-preserving and ranking-based hashing (triplet form)",
     citation=CITATION,
+    taxonomy=Taxonomy("single", "multi-tuples"),
     make_model=make_model,
     loss_fn=loss_fn,
     default_hparams=DEFAULT_HPARAMS,

@@ -19,12 +19,15 @@ In catalogue terms (means over the batch, the Laplacian over its ``B × B`` pair
 The model is :class:`dlhash_jax.models.Autoencoder` with ``relaxation="ste"`` and no decoder
 hidden layer, so its reconstruction is exactly ``sgn(A) W + c`` (the straight-through sign passes
 the reconstruction's gradient to ``A``), and ``A`` is its ``"pre"`` output. The weight norm sums
-``‖W‖_F`` over every kernel of the network (encoder, hash layer and decoder);
-:class:`~dlhash_jax.methods.dh.ExposeParams` hands the parameters to the loss.
+``‖W‖_F`` over every kernel of the network (encoder, hash layer and decoder), read from
+``ctx.params``.
 
-The affinity ``R`` is computed on each batch's inputs: a recipe's loss sees the local batch, not
-the whole training set. Eq 13 sums over all pairs of the training set; over random batches the
-expected batch term is proportional to it (pairs ``i = j`` contribute nothing).
+Eq 13 sums over all pairs of the training set, as here: the recipe's ``prepare`` computes the
+heat-kernel affinity ``R`` ``[N, N]`` of the training inputs once, a memory bank keeps ``A`` of
+every training item, and each step pairs the batch's rows with all ``N`` rows
+(:func:`~dlhash_jax.losses.bipartite_laplacian_loss` of the batch against the bank, with the
+batch's rows of ``R``); its gradient on a batch row is that of the whole-set term. ``R`` takes
+``4·N²`` bytes (1 MB for the 500 training items of ``digits``).
 
 Deviations from the paper:
 
@@ -38,18 +41,20 @@ Deviations from the paper:
   reconstruction term opposes them;
 - the gradient through ``sgn`` in eq 1 is the straight-through estimator (the survey does not
   say how the paper differentiates it);
-- the affinity is per batch (above), and training is mini-batch Adam.
+- training is mini-batch Adam, each batch against the bank of all training outputs (above).
 """
 
 from __future__ import annotations
 
 import types
 
+import numpy as np
+
 from dlhash_jax import losses
 from dlhash_jax import models
 from dlhash_jax import similarity
 from dlhash_jax.methods._recipe import Recipe
-from dlhash_jax.methods.dh import ExposeParams
+from dlhash_jax.methods._recipe import Taxonomy
 
 CITATION = (
     "Chao-chao Bai, Wei-qiang Wang, Tong Zhao, Ru-xin Wang and Ming-qiang Li, 'Deep learning "
@@ -67,44 +72,59 @@ DEFAULT_HPARAMS = types.MappingProxyType(
 
 
 def make_model(config, num_classes):
-    """An MLP encoder to ``A`` and the linear decoder ``X̂ = sgn(A) W + c``, parameters exposed."""
-    del num_classes
-    autoencoder = models.Autoencoder(
+    """An MLP encoder to ``A`` and the linear decoder ``X̂ = sgn(A) W + c``."""
+    del num_classes  # Unsupervised: no classifier.
+    return models.Autoencoder(
         config.bits,
         hidden=tuple(config.model.features),
         relaxation="ste",
         decoder_hidden=(),
     )
-    return ExposeParams(autoencoder)
 
 
-def loss_fn(outputs, batch, *, bank, step, hparams):
+def prepare(train_split, config) -> dict[str, np.ndarray]:
+    """The heat-kernel affinity of the training inputs: ``{"affinity": [N, N]}``.
+
+    Args:
+      train_split: the training split; ``inputs`` ``[N, ...]`` (flattened to ``[N, D]``).
+      config: the resolved run config; ``hparams.sigma`` is the bandwidth ``σ``.
+
+    Returns:
+      ``{"affinity": float32 [N, N]}``, ``r_ij = exp(−‖x_i − x_j‖² / 2σ²)``.
+    """
+    inputs = np.asarray(train_split.inputs, np.float32)
+    flat = inputs.reshape(inputs.shape[0], -1)
+    affinity = similarity.gaussian_affinity(flat, float(config.hparams.sigma))
+    return {"affinity": np.asarray(affinity, np.float32)}
+
+
+def loss_fn(outputs, batch, ctx):
     """Reconstruction from the code, quantization, Laplacian of the inputs, and weight norm.
 
     Args:
-      outputs: model outputs on the local batch: ``"pre"`` ``A`` ``[B, L]``,
-        ``"reconstruction"`` (the shape of the inputs), ``"params"``.
-      batch: local batch; only ``"inputs"`` is read (no labels).
-      bank: unused (``None``).
-      step: unused.
-      hparams: ``{"lambda_quantization", "lambda_laplacian", "lambda_weight", "sigma"}``.
+      outputs: model outputs on the local batch: ``"pre"`` ``A`` ``[B, L]`` and
+        ``"reconstruction"`` (the shape of the inputs).
+      batch: local batch; ``"inputs"`` and ``"index"`` are read (no labels).
+      ctx: :class:`~dlhash_jax.methods.LossContext`: ``ctx.params`` (weight norm), ``ctx.bank``
+        (``A`` of every training item), ``ctx.prepared["affinity"]`` (:func:`prepare`);
+        ``ctx.hparams`` is ``{"lambda_quantization", "lambda_laplacian", "lambda_weight",
+        "sigma"}``.
 
     Returns:
       ``(loss, {"reconstruction": ..., "quantization": ..., "laplacian": ..., "weight": ...})``.
     """
-    del bank, step
     a = outputs["pre"]
     inputs = batch["inputs"]
-    affinity = similarity.gaussian_affinity(inputs.reshape(inputs.shape[0], -1), hparams["sigma"])
+    affinity = ctx.prepared["affinity"][batch["index"]]
     reconstruction = losses.reconstruction_loss(inputs, outputs["reconstruction"])
     quantization = losses.quantization_loss(a)
-    laplacian = losses.laplacian_loss(a, affinity)
-    weight = losses.weight_norm(outputs["params"])
+    laplacian = losses.bipartite_laplacian_loss(a, ctx.bank.outputs, affinity)
+    weight = losses.weight_norm(ctx.params)
     loss = (
         reconstruction
-        + hparams["lambda_quantization"] * quantization
-        + hparams["lambda_laplacian"] * laplacian
-        + hparams["lambda_weight"] * weight
+        + ctx.hparams["lambda_quantization"] * quantization
+        + ctx.hparams["lambda_laplacian"] * laplacian
+        + ctx.hparams["lambda_weight"] * weight
     )
     return loss, {
         "reconstruction": reconstruction,
@@ -118,7 +138,10 @@ RECIPE = Recipe(
     name="fingerprint",
     title="Deep compact binary codes for fingerprint indexing",
     citation=CITATION,
+    taxonomy=Taxonomy("none", "single"),
     make_model=make_model,
     loss_fn=loss_fn,
     default_hparams=DEFAULT_HPARAMS,
+    prepare=prepare,
+    bank_output="pre",
 )

@@ -35,6 +35,7 @@ from dlhash_jax import losses
 from dlhash_jax import similarity
 from dlhash_jax.methods import dcmh
 from dlhash_jax.methods._recipe import Recipe
+from dlhash_jax.methods._recipe import Taxonomy
 
 CITATION = (
     "Lei Ma, Hongliang Li, Fanman Meng, Qingbo Wu and King Ngi Ngan, 'Global and local "
@@ -45,46 +46,35 @@ CITATION = (
 DEFAULT_HPARAMS = types.MappingProxyType({"alpha": 0.1, "gamma": 1.0, "eta": 1.0})
 
 
-def make_model(config, num_classes):
-    """DCMH's pair of networks: linear outputs ``F`` (image) and ``G`` (text)."""
-    return dcmh.make_model(config, num_classes)
-
-
-def loss_fn(outputs, batch, *, bank, step, hparams):
+def loss_fn(outputs, batch, ctx):
     """The GLSP objective for the network updated at this step (see the module docstring).
 
     Args:
       outputs: model outputs on the local batch; ``"stacked"`` is ``[b, 2, L]`` (``F``, ``G``).
       batch: local batch with ``"labels"`` ``[b, C]`` and ``"index"`` ``[b]``.
-      bank: :class:`~dlhash_jax.methods.MemoryBank` of the ``N`` training items' ``F`` and
-        ``G`` (``[N, 2, L]``), already holding this step's batch.
-      step: number of completed steps; even: image network, odd: text network.
-      hparams: ``{"alpha": α, "gamma": γ, "eta": η}``.
+      ctx: :class:`~dlhash_jax.methods.LossContext`, as for :func:`dcmh.loss_fn`;
+        ``ctx.hparams`` is ``{"alpha": α, "gamma": γ, "eta": η}``.
 
     Returns:
       ``(loss, {"likelihood", "local_kl", "quantization", "balance"})`` of the updated network.
     """
+    modality = dcmh.updated_modality(ctx)
+    loss, parts = dcmh.loss_fn(outputs, batch, ctx)
     shared = similarity.common_labels(batch["labels"], batch["labels"])
-
-    def terms(modality):
-        loss, parts = dcmh.modality_terms(
-            outputs, batch, bank, modality=modality, gamma=hparams["gamma"], eta=hparams["eta"]
-        )
-        local = losses.kl_similarity_loss(outputs["stacked"][:, modality], shared)
-        return loss + hparams["alpha"] * local, {**parts, "local_kl": local}
-
-    return dcmh.alternate(step, terms)
+    active = outputs["stacked"][:, dcmh.MODALITY_GROUPS.index(modality)]
+    local = losses.kl_similarity_loss(active, shared)
+    return loss + ctx.hparams["alpha"] * local, {**parts, "local_kl": local}
 
 
 RECIPE = Recipe(
     name="glsp",
     title="Global and local semantics-preserving deep cross-modal hashing",
     citation=CITATION,
-    make_model=make_model,
+    taxonomy=Taxonomy("multi", "pairs", cross_modal=True),
+    make_model=dcmh.RECIPE.make_model,
     loss_fn=loss_fn,
     default_hparams=DEFAULT_HPARAMS,
     bank_output="stacked",
     bank_init="normal",
-    cross_modal=True,
     alternating=dcmh.MODALITY_GROUPS,
 )

@@ -32,10 +32,12 @@ Deviations from the paper:
 
 from __future__ import annotations
 
+import functools
 import types
 
 from dlhash_jax import losses
 from dlhash_jax.methods._recipe import Recipe
+from dlhash_jax.methods._recipe import Taxonomy
 from dlhash_jax.methods._recipe import hash_network
 
 CITATION = (
@@ -48,30 +50,22 @@ CITATION = (
 DEFAULT_HPARAMS = types.MappingProxyType({"alpha": 0.1, "p": 3.0})
 
 
-def make_model(config, num_classes):
-    """A backbone, a hash layer with the straight-through ``sgn``, and a classifier on the codes."""
-    return hash_network(config, relaxation="ste", num_classes=num_classes)
-
-
-def loss_fn(outputs, batch, *, bank, step, hparams):
+def loss_fn(outputs, batch, ctx):
     """Softmax loss of the classifier on ``b = sgn(h)`` plus ``(α / L)`` times the ℓp penalty.
 
     Args:
       outputs: model outputs on the local batch: ``"pre"`` ``h`` ``[B, L]`` and ``"logits"``
         ``[B, C]`` (the classifier on the codes).
       batch: local batch with ``"labels"`` ``[B, C]`` (one-hot).
-      bank: unused (``None``).
-      step: unused.
-      hparams: ``{"alpha": α, "p": p}``.
+      ctx: :class:`~dlhash_jax.methods.LossContext`; ``ctx.hparams`` is ``{"alpha": α, "p": p}``.
 
     Returns:
       ``(loss, {"classification": ..., "penalty": ...})``.
     """
-    del bank, step
     h = outputs["pre"]
     classification = losses.softmax_loss(outputs["logits"], batch["labels"])
-    penalty = losses.hash_constraint_lp(h, p=hparams["p"])
-    loss = classification + hparams["alpha"] / h.shape[1] * penalty
+    penalty = losses.hash_constraint_lp(h, p=ctx.hparams["p"])
+    loss = classification + ctx.hparams["alpha"] / h.shape[1] * penalty
     return loss, {"classification": classification, "penalty": penalty}
 
 
@@ -79,7 +73,9 @@ RECIPE = Recipe(
     name="greedyhash",
     title="Greedy hash",
     citation=CITATION,
-    make_model=make_model,
+    taxonomy=Taxonomy("single", "single"),
+    # A backbone, a hash layer with the straight-through sgn, and a classifier on the codes.
+    make_model=functools.partial(hash_network, relaxation="ste", classifier=True),
     loss_fn=loss_fn,
     default_hparams=DEFAULT_HPARAMS,
 )

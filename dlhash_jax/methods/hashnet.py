@@ -43,6 +43,7 @@ Deviations from the paper:
 
 from __future__ import annotations
 
+import functools
 import types
 
 import jax
@@ -52,6 +53,7 @@ from dlhash_jax import losses
 from dlhash_jax import relaxations
 from dlhash_jax import similarity
 from dlhash_jax.methods._recipe import Recipe
+from dlhash_jax.methods._recipe import Taxonomy
 from dlhash_jax.methods._recipe import hash_network
 
 CITATION = (
@@ -70,12 +72,6 @@ DEFAULT_HPARAMS = types.MappingProxyType(
         "beta_step_size": 200,
     }
 )
-
-
-def make_model(config, num_classes):
-    """A backbone and a linear hash layer squashed by ``tanh(β z)``."""
-    del num_classes
-    return hash_network(config, relaxation="scaled_tanh")
 
 
 def beta_schedule(hparams):
@@ -105,16 +101,15 @@ def _mean_where(values, mask):
     return jnp.sum(mask * values) / jnp.where(count > 0, count, 1.0)
 
 
-def loss_fn(outputs, batch, *, bank, step, hparams):
+def loss_fn(outputs, batch, ctx):
     """Weighted pairwise likelihood between the two halves of the batch.
 
     Args:
       outputs: model outputs on the local batch; ``"relaxed"`` is ``h = tanh(β z)`` ``[B, L]``,
         ``B ≥ 2``.
       batch: local batch with ``"labels"`` ``[B, C]``.
-      bank: unused (``None``: HashNet pairs within the mini-batch).
-      step: unused (``β`` reaches the loss through the model).
-      hparams: ``{"alpha_times_bits": α·L, ...}`` (the ``beta_*`` keys drive the schedule).
+      ctx: :class:`~dlhash_jax.methods.LossContext`; ``ctx.hparams`` is ``{"alpha_times_bits": α·L,
+        ...}`` (the ``beta_*`` keys drive the schedule).
 
     Returns:
       ``(loss, {"similar": mean_{S_1} ℓ, "dissimilar": mean_{S_0} ℓ})``.
@@ -122,7 +117,6 @@ def loss_fn(outputs, batch, *, bank, step, hparams):
     Raises:
       ValueError: if the batch has fewer than 2 items (no pair to form).
     """
-    del bank, step
     h = outputs["relaxed"]
     num_items, num_bits = h.shape
     if num_items < 2:
@@ -130,7 +124,7 @@ def loss_fn(outputs, batch, *, bank, step, hparams):
     half = num_items // 2
     labels = batch["labels"]
     pair_similarity = similarity.label_similarity(labels[:half], labels[half:])
-    alpha = hparams["alpha_times_bits"] / num_bits
+    alpha = ctx.hparams["alpha_times_bits"] / num_bits
     likelihoods = _pair_likelihoods(h[:half], h[half:], pair_similarity, alpha)
     similar = _mean_where(likelihoods, pair_similarity)
     dissimilar = _mean_where(likelihoods, 1.0 - pair_similarity)
@@ -141,7 +135,9 @@ RECIPE = Recipe(
     name="hashnet",
     title="HashNet: deep learning to hash by continuation",
     citation=CITATION,
-    make_model=make_model,
+    taxonomy=Taxonomy("single", "pairs"),
+    # A backbone and a linear hash layer squashed by tanh(β z).
+    make_model=functools.partial(hash_network, relaxation="scaled_tanh"),
     loss_fn=loss_fn,
     default_hparams=DEFAULT_HPARAMS,
     beta_schedule=beta_schedule,

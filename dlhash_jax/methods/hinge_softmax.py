@@ -45,6 +45,7 @@ import jax.numpy as jnp
 from dlhash_jax import losses
 from dlhash_jax import models
 from dlhash_jax.methods._recipe import Recipe
+from dlhash_jax.methods._recipe import Taxonomy
 from dlhash_jax.methods._recipe import build_backbone
 
 CITATION = (
@@ -110,27 +111,25 @@ def make_model(config, num_classes):
     )
 
 
-def loss_fn(outputs, batch, *, bank, step, hparams):
+def loss_fn(outputs, batch, ctx):
     """Softmax on the features, hinge-softmax on the hash layer, and the clipped hash constraint.
 
     Args:
       outputs: model outputs on the local batch: ``"feature_logits"`` and ``"logits"``
         ``[B, C]``, ``"pre"`` ``[B, L]`` (the hash layer before clipping).
       batch: local batch with ``"labels"`` ``[B, C]`` (one-hot).
-      bank: unused (``None``: no memory bank).
-      step: unused.
-      hparams: ``{"margin": m, "softmax_weight": ..., "constraint_weight": ...}``.
+      ctx: :class:`~dlhash_jax.methods.LossContext`; ``ctx.hparams`` is ``{"margin": m,
+        "softmax_weight": ..., "constraint_weight": ...}``.
 
     Returns:
       ``(loss, {"softmax": ..., "hinge_softmax": ..., "hash_constraint": ...})``.
     """
-    del bank, step
     labels = batch["labels"]
     softmax = losses.softmax_loss(outputs["feature_logits"], labels)
-    hinge = losses.hinge_softmax_loss(outputs["logits"], labels, margin=hparams["margin"])
+    hinge = losses.hinge_softmax_loss(outputs["logits"], labels, margin=ctx.hparams["margin"])
     constraint = losses.hash_constraint_clipped(outputs["pre"])
     loss = (
-        hparams["softmax_weight"] * softmax + hinge + hparams["constraint_weight"] * constraint
+        ctx.hparams["softmax_weight"] * softmax + hinge + ctx.hparams["constraint_weight"] * constraint
     )
     return loss, {"softmax": softmax, "hinge_softmax": hinge, "hash_constraint": constraint}
 
@@ -139,6 +138,7 @@ RECIPE = Recipe(
     name="hinge_softmax",
     title="Hash learning with a hinge-softmax loss",
     citation=CITATION,
+    taxonomy=Taxonomy("single", "single"),
     make_model=make_model,
     loss_fn=loss_fn,
     default_hparams=DEFAULT_HPARAMS,

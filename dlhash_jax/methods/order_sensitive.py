@@ -38,11 +38,13 @@ Deviations from the paper:
 
 from __future__ import annotations
 
+import functools
 import types
 
 from dlhash_jax import losses
 from dlhash_jax.methods import dsrh
 from dlhash_jax.methods._recipe import Recipe
+from dlhash_jax.methods._recipe import Taxonomy
 from dlhash_jax.methods._recipe import hash_network
 
 CITATION = (
@@ -58,35 +60,28 @@ DEFAULT_HPARAMS = types.MappingProxyType(
 )
 
 
-def make_model(config, num_classes):
-    """A backbone, a ``tanh`` hash layer, and a multi-label classifier on the relaxed codes."""
-    return hash_network(config, relaxation="tanh", num_classes=num_classes)
-
-
-def loss_fn(outputs, batch, *, bank, step, hparams):
+def loss_fn(outputs, batch, ctx):
     """Order-sensitive ranking + ``λ₁`` multi-label BCE + ``λ₂`` quantization, per query.
 
     Args:
       outputs: model outputs on the local batch: ``"relaxed"`` ``h`` ``[B, L]`` and
         ``"logits"`` ``[B, C]``.
       batch: local batch with multi-hot ``"labels"`` ``[B, C]``.
-      bank: unused (``None``).
-      step: unused.
-      hparams: ``{"margin": M, "lambda_classification": λ₁, "lambda_quantization": λ₂}``.
+      ctx: :class:`~dlhash_jax.methods.LossContext`; ``ctx.hparams`` is ``{"margin": M,
+        "lambda_classification": λ₁, "lambda_quantization": λ₂}``.
 
     Returns:
       ``(loss, {"ranking": ..., "classification": ..., "quantization": ...})``; ``ranking`` is
       the mean over triplets, which enters the loss times ``T / B``.
     """
-    del bank, step
     h, labels = outputs["relaxed"], batch["labels"]
-    ranking, count = dsrh.in_batch_ranking_loss(h, labels, margin=hparams["margin"])
+    ranking, count = dsrh.in_batch_ranking_loss(h, labels, margin=ctx.hparams["margin"])
     classification = losses.multilabel_bce_loss(outputs["logits"], labels)
     quantization = losses.quantization_loss(h)
     loss = (
         count / h.shape[0] * ranking
-        + hparams["lambda_classification"] * classification
-        + hparams["lambda_quantization"] * quantization
+        + ctx.hparams["lambda_classification"] * classification
+        + ctx.hparams["lambda_quantization"] * quantization
     )
     return loss, {
         "ranking": ranking,
@@ -99,7 +94,9 @@ RECIPE = Recipe(
     name="order_sensitive",
     title="Order-sensitive deep hashing",
     citation=CITATION,
-    make_model=make_model,
+    taxonomy=Taxonomy("multi", "multi-tuples"),
+    # A backbone, a tanh hash layer, and a multi-label classifier on the relaxed codes.
+    make_model=functools.partial(hash_network, relaxation="tanh", classifier=True),
     loss_fn=loss_fn,
     default_hparams=DEFAULT_HPARAMS,
 )

@@ -41,6 +41,7 @@ from dlhash_jax import losses
 from dlhash_jax import similarity
 from dlhash_jax.methods import dh
 from dlhash_jax.methods._recipe import Recipe
+from dlhash_jax.methods._recipe import Taxonomy
 
 CITATION = (
     "Venice Erin Liong, Jiwen Lu, Gang Wang, Pierre Moulin and Jie Zhou, 'Deep hashing for "
@@ -52,33 +53,25 @@ CITATION = (
 DEFAULT_HPARAMS = types.MappingProxyType({**dh.DEFAULT_HPARAMS, "alpha": 1.0})
 
 
-def make_model(config, num_classes):
-    """DH's network (``tanh`` layers and hash layer, parameters among the outputs)."""
-    return dh.make_model(config, num_classes)
-
-
-def loss_fn(outputs, batch, *, bank, step, hparams):
+def loss_fn(outputs, batch, ctx):
     """DH's loss on the batch plus ``(λ₁ α / N)`` times the scatter term against the bank.
 
     Args:
-      outputs: model outputs on the local batch: ``"relaxed"`` is ``H`` ``[N, L]`` (``tanh``),
-        ``"params"`` the network's parameters.
+      outputs: model outputs on the local batch: ``"relaxed"`` is ``H`` ``[N, L]`` (``tanh``).
       batch: local batch with ``"labels"`` ``[N, C]``.
-      bank: :class:`~dlhash_jax.methods.MemoryBank` of the training items' outputs, already
-        holding this step's batch.
-      step: the number of completed steps (passed on to DH's loss).
-      hparams: DH's ``lambda_variance``, ``lambda_orthogonality``, ``lambda_weight``, and
-        ``alpha``.
+      ctx: :class:`~dlhash_jax.methods.LossContext`: ``ctx.params`` the network's parameters,
+        ``ctx.bank`` the memory bank of the training items' outputs (already holding this step's
+        batch), ``ctx.hparams`` DH's ``lambda_variance``, ``lambda_orthogonality``,
+        ``lambda_weight``, and ``alpha``.
 
     Returns:
       ``(loss, terms)``: DH's terms plus ``"between_within"``.
     """
     h = outputs["relaxed"]
-    dh_hparams = {name: hparams[name] for name in dh.DEFAULT_HPARAMS}
-    dh_loss, terms = dh.loss_fn(outputs, batch, bank=None, step=step, hparams=dh_hparams)
-    pair_similarity = similarity.label_similarity(batch["labels"], bank.labels)
-    between_within = losses.between_within_loss(h, bank.outputs, pair_similarity)
-    weight = hparams["lambda_variance"] * hparams["alpha"] / h.shape[0]
+    dh_loss, terms = dh.loss_fn(outputs, batch, ctx)
+    pair_similarity = similarity.label_similarity(batch["labels"], ctx.bank.labels)
+    between_within = losses.between_within_loss(h, ctx.bank.outputs, pair_similarity)
+    weight = ctx.hparams["lambda_variance"] * ctx.hparams["alpha"] / h.shape[0]
     loss = dh_loss + weight * between_within
     return loss, {**terms, "between_within": between_within}
 
@@ -87,7 +80,8 @@ RECIPE = Recipe(
     name="sdh",
     title="Supervised deep hashing",
     citation=CITATION,
-    make_model=make_model,
+    taxonomy=Taxonomy("single", "pairs"),
+    make_model=dh.make_model,
     loss_fn=loss_fn,
     default_hparams=DEFAULT_HPARAMS,
     bank_output="relaxed",

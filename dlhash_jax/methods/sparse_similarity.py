@@ -30,11 +30,13 @@ Deviations from the paper:
 
 from __future__ import annotations
 
+import functools
 import types
 
 from dlhash_jax import losses
 from dlhash_jax import similarity
 from dlhash_jax.methods._recipe import Recipe
+from dlhash_jax.methods._recipe import Taxonomy
 from dlhash_jax.methods._recipe import hash_network
 
 CITATION = (
@@ -49,32 +51,24 @@ CITATION = (
 DEFAULT_HPARAMS = types.MappingProxyType({"alpha": 0.01, "margin_per_bit": 1.0})
 
 
-def make_model(config, num_classes):
-    """A backbone and a ``tanh`` hash layer: ``ξ`` in ``(−1, 1)``, codes ``sgn(ξ)``."""
-    del num_classes
-    return hash_network(config, relaxation="tanh")
-
-
-def loss_fn(outputs, batch, *, bank, step, hparams):
+def loss_fn(outputs, batch, ctx):
     """L1 contrastive loss over the pairs of the batch, plus ``α`` times the L1 sparsity.
 
     Args:
       outputs: model outputs on the local batch; ``"relaxed"`` is ``ξ`` ``[B, L]``.
       batch: local batch with ``"labels"`` ``[B, C]``.
-      bank: unused (``None``: the recipe keeps no bank).
-      step: unused.
-      hparams: ``{"alpha": α, "margin_per_bit": M / L}``.
+      ctx: :class:`~dlhash_jax.methods.LossContext`; ``ctx.hparams`` is ``{"alpha": α,
+        "margin_per_bit": M / L}``.
 
     Returns:
       ``(loss, {"contrastive": ..., "sparsity": ...})``.
     """
-    del bank, step
     xi = outputs["relaxed"]
     pair_similarity = similarity.label_similarity(batch["labels"], batch["labels"])
-    margin = hparams["margin_per_bit"] * xi.shape[1]
+    margin = ctx.hparams["margin_per_bit"] * xi.shape[1]
     contrastive = losses.contrastive_loss(xi, xi, pair_similarity, margin=margin, distance="l1")
     sparsity = losses.l1_sparsity_loss(xi)
-    loss = contrastive + hparams["alpha"] * sparsity
+    loss = contrastive + ctx.hparams["alpha"] * sparsity
     return loss, {"contrastive": contrastive, "sparsity": sparsity}
 
 
@@ -82,7 +76,9 @@ RECIPE = Recipe(
     name="sparse_similarity",
     title="Sparse similarity-preserving hashing",
     citation=CITATION,
-    make_model=make_model,
+    taxonomy=Taxonomy("single", "pairs"),
+    # A backbone and a tanh hash layer: ξ in (−1, 1), codes sgn(ξ).
+    make_model=functools.partial(hash_network, relaxation="tanh"),
     loss_fn=loss_fn,
     default_hparams=DEFAULT_HPARAMS,
 )

@@ -41,6 +41,7 @@ import types
 from dlhash_jax import losses
 from dlhash_jax import models
 from dlhash_jax.methods._recipe import Recipe
+from dlhash_jax.methods._recipe import Taxonomy
 from dlhash_jax.methods._recipe import build_backbone
 
 CITATION = (
@@ -61,27 +62,25 @@ def make_model(config, num_classes):
     )
 
 
-def loss_fn(outputs, batch, *, bank, step, hparams):
+def loss_fn(outputs, batch, ctx):
     """``α E1 + β E2 + γ E3`` of the batch, each term a mean over samples.
 
     Args:
       outputs: model outputs on the local batch; ``"logits"`` ``[B, C]`` and ``"relaxed"``
         ``[B, L]`` (``2H − 1``).
       batch: local batch with ``"labels"`` ``[B, C]`` (one-hot).
-      bank: unused (``None``: SSDH has no memory bank).
-      step: unused.
-      hparams: ``{"alpha": α, "beta": β, "gamma": γ}``.
+      ctx: :class:`~dlhash_jax.methods.LossContext`; ``ctx.hparams`` is ``{"alpha": α, "beta": β,
+        "gamma": γ}``.
 
     Returns:
       ``(loss, {"softmax": E1/N, "binarization": E2/N, "balance": E3/N})``.
     """
-    del bank, step
     a = outputs["relaxed"]
     num_samples, num_bits = a.shape
     softmax = losses.softmax_loss(outputs["logits"], batch["labels"])
     binarization = losses.variance_loss(a) / (4.0 * num_bits)
     balance = losses.balance_loss(a.T) / (4.0 * num_samples)
-    loss = hparams["alpha"] * softmax + hparams["beta"] * binarization + hparams["gamma"] * balance
+    loss = ctx.hparams["alpha"] * softmax + ctx.hparams["beta"] * binarization + ctx.hparams["gamma"] * balance
     return loss, {"softmax": softmax, "binarization": binarization, "balance": balance}
 
 
@@ -89,6 +88,7 @@ RECIPE = Recipe(
     name="ssdh",
     title="Supervised semantics-preserving deep hashing",
     citation=CITATION,
+    taxonomy=Taxonomy("single", "single"),
     make_model=make_model,
     loss_fn=loss_fn,
     default_hparams=DEFAULT_HPARAMS,

@@ -37,6 +37,7 @@ import types
 from dlhash_jax import losses
 from dlhash_jax import models
 from dlhash_jax.methods._recipe import Recipe
+from dlhash_jax.methods._recipe import Taxonomy
 
 CITATION = (
     "Zhaoqiang Xia, Xiaoyi Feng, Jinye Peng and Abdenour Hadid, 'Unsupervised deep hashing for "
@@ -56,26 +57,24 @@ def make_model(config, num_classes):
     )
 
 
-def loss_fn(outputs, batch, *, bank, step, hparams):
+def loss_fn(outputs, batch, ctx):
     """Reconstruction error plus ``α`` times bit balance plus ``β`` times bit correlation.
 
     Args:
       outputs: the autoencoder's outputs on the local batch: ``"relaxed"`` ``h`` ``[B, L]`` and
         ``"reconstruction"`` (the shape of the inputs).
       batch: local batch; only ``"inputs"`` is read (no labels).
-      bank: unused (``None``).
-      step: unused.
-      hparams: ``{"alpha": α, "beta": β}``.
+      ctx: :class:`~dlhash_jax.methods.LossContext`; ``ctx.hparams`` is ``{"alpha": α, "beta":
+        β}``.
 
     Returns:
       ``(loss, {"reconstruction": ..., "balance": ..., "decorrelation": ...})``.
     """
-    del bank, step
     h = outputs["relaxed"]
     reconstruction = losses.reconstruction_loss(batch["inputs"], outputs["reconstruction"])
     balance = losses.balance_loss(h)
     decorrelation = losses.decorrelation_loss(h)
-    loss = reconstruction + hparams["alpha"] * balance + hparams["beta"] * decorrelation
+    loss = reconstruction + ctx.hparams["alpha"] * balance + ctx.hparams["beta"] * decorrelation
     return loss, {
         "reconstruction": reconstruction,
         "balance": balance,
@@ -87,6 +86,7 @@ RECIPE = Recipe(
     name="udh",
     title="Unsupervised deep hashing (stacked autoencoder)",
     citation=CITATION,
+    taxonomy=Taxonomy("none", "single"),
     make_model=make_model,
     loss_fn=loss_fn,
     default_hparams=DEFAULT_HPARAMS,

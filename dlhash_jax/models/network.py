@@ -13,9 +13,10 @@ import jax.numpy as jnp
 import numpy as np
 
 from dlhash_jax import codes
+from dlhash_jax import conventions
 
-# Keys of cross-modal inputs and outputs (DESIGN.md: the data of DCMH-style methods).
-MODALITIES = ("image", "text")
+# Keys of cross-modal inputs and outputs (docs/design.md: the data of DCMH-style methods).
+MODALITIES = conventions.MODALITIES
 
 
 class HashNetwork(nn.Module):

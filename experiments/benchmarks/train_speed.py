@@ -44,15 +44,14 @@ class _Split:
     labels: np.ndarray
 
 
-def _naive_dsh_loss(outputs, batch, *, bank, step, hparams):
+def _naive_dsh_loss(outputs, batch, ctx):
     """DSH with the ``[B, N, L]`` difference tensor (the baseline)."""
-    del step
     u = outputs["relaxed"]
-    s = similarity.label_similarity(batch["labels"], bank.labels)
-    distance = jnp.sum((u[:, None, :] - bank.outputs[None, :, :]) ** 2, axis=-1)
-    margin = hparams["margin_per_bit"] * u.shape[1]
+    s = similarity.label_similarity(batch["labels"], ctx.bank.labels)
+    distance = jnp.sum((u[:, None, :] - ctx.bank.outputs[None, :, :]) ** 2, axis=-1)
+    margin = ctx.hparams["margin_per_bit"] * u.shape[1]
     pairs = 0.5 * jnp.mean(s * distance + (1 - s) * jax.nn.relu(margin - distance))
-    return pairs + hparams["alpha"] * losses.hash_constraint_l1(u), {}
+    return pairs + ctx.hparams["alpha"] * losses.hash_constraint_l1(u), {}
 
 
 def _split(rng) -> _Split:

@@ -3,7 +3,7 @@ similarity, then per-bit cross-entropy of the network's sigmoid outputs to them.
 
 Command:
 
-    .venv/bin/python experiments/train.py \
+    .venv/bin/python -m experiments.train \
         --config=experiments/configs/cnnh.py:digits,bits=32 --workdir=runs/cnnh_digits_32
 
 Expected on `digits` (query 100, database 1,697; MLP 64-256-256-32, batch 50, Adam 1e-3, 1,000
@@ -13,7 +13,7 @@ steps, the best of 10 validation checkpoints; T = 10 stage-1 sweeps): mAP over t
 checkpoint was at step 300-500 every time.
 """
 
-from configs import base
+from experiments.configs import base
 
 
 def get_config(argument="digits,bits=32"):

@@ -3,7 +3,7 @@
 
 Command:
 
-    .venv/bin/python experiments/train.py \
+    .venv/bin/python -m experiments.train \
         --config=experiments/configs/csq.py:digits,bits=32 --workdir=runs/csq_digits_32
 
 Expected on `digits` (query 100, database 1,697; MLP 64-256-256-32, batch 50, Adam 1e-3, 1,000
@@ -18,7 +18,7 @@ it gives mAP 0.785 / 0.788 / 0.801, NDCG@100 0.598 / 0.588 / 0.612 and ACG@100 1
 1.248 for seed=0 / 1 / 2 (LSH: NDCG@100 0.24-0.27, ITQ: 0.28).
 """
 
-from configs import base
+from experiments.configs import base
 
 
 def get_config(argument="digits,bits=32"):

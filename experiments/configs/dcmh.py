@@ -4,7 +4,7 @@ shared codes (cross-modal pairwise likelihood + quantization + balance); protoco
 
 Command:
 
-    .venv/bin/python experiments/train.py \
+    .venv/bin/python -m experiments.train \
         --config=experiments/configs/dcmh.py:digits_mosaic_tags,bits=32 \
         --workdir=runs/dcmh_digits_mosaic_tags_32
 
@@ -27,7 +27,7 @@ gave one code for every item), 0.68 / 0.73 for η = 0.01, 0.73 / 0.76 for η = 0
 for η = 0.0001.
 """
 
-from configs import base
+from experiments.configs import base
 
 
 def get_config(argument="digits_mosaic_tags,bits=32"):

@@ -2,7 +2,7 @@
 
 Command:
 
-    .venv/bin/python experiments/train.py \
+    .venv/bin/python -m experiments.train \
         --config=experiments/configs/dh.py:digits,bits=32 --workdir=runs/dh_digits_32
 
 Expected on `digits` (query 100, database 1,697; tanh MLP 64-256-256-32, batch 50, Adam 1e-3,
@@ -12,7 +12,7 @@ see dlhash_jax/methods/dh.py), below LSH (0.467 / 0.459 / 0.516). About 12 s of 
 training and evaluation on 2 CPU cores (jax 0.10.2; DPSH's config: 11 s measured the same way).
 """
 
-from configs import base
+from experiments.configs import base
 
 
 def get_config(argument="digits,bits=32"):

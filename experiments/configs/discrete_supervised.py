@@ -3,14 +3,14 @@
 
 Command:
 
-    .venv/bin/python experiments/train.py \
+    .venv/bin/python -m experiments.train \
         --config=experiments/configs/discrete_supervised.py:digits,bits=32 \
         --workdir=runs/discrete_supervised_digits_32
 
 Expected on `digits` (query 100, database 1,697; MLP 64-128-128-32, batch 50, Adam 1e-3, 1,500
 steps, the best of 15 validation checkpoints): mAP over the whole database 0.933 / 0.967 /
 0.949 for seed=0 / 1 / 2 (median 0.949), about 5 s for training and evaluation in a
-single-threaded worker of experiments/reproduce.py (3.5-6.6 s of CPU time; jax 0.10.2, CPU).
+single-threaded worker of experiments.reproduce (3.5-6.6 s of CPU time; jax 0.10.2, CPU).
 16 and 64 bits, seed 0: 0.933 and 0.927.
 
 Digits settings: a larger learning rate (2e-3 and up) collapses the codes early; at 1e-3 the
@@ -18,7 +18,7 @@ Digits settings: a larger learning rate (2e-3 and up) collapses the codes early;
 1,600), while the 128-128 MLP reaches 0.93 at 16, 32 and 64 bits within 1,500 cheaper steps.
 """
 
-from configs import base
+from experiments.configs import base
 
 
 def get_config(argument="digits,bits=32"):

@@ -3,7 +3,7 @@ the divide-and-encode outputs with the piecewise threshold.
 
 Command:
 
-    .venv/bin/python experiments/train.py \
+    .venv/bin/python -m experiments.train \
         --config=experiments/configs/dnnh.py:digits,bits=32 --workdir=runs/dnnh_digits_32
 
 Expected on `digits` (query 100, database 1,697; MLP 64-256-256 and divide-and-encode into 32
@@ -13,7 +13,7 @@ takes about 4 s of single-threaded CPU time for training and evaluation once its
 compiled, 7 s with compilation (jax 0.10.2, CPU; measured on a shared, loaded 2-core machine).
 """
 
-from configs import base
+from experiments.configs import base
 
 
 def get_config(argument="digits,bits=32"):

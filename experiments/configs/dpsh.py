@@ -2,7 +2,7 @@
 
 Command (also `make train`):
 
-    .venv/bin/python experiments/train.py \
+    .venv/bin/python -m experiments.train \
         --config=experiments/configs/dpsh.py:digits,bits=32 --workdir=runs/dpsh_digits_32
 
 Expected on `digits` (query 100, database 1,697; MLP 64-256-256-32, batch 50, Adam 1e-3, 2,000
@@ -11,7 +11,7 @@ for seed=0 / 1 / 2 (median 0.976), about 12 s for training and evaluation on 2 C
 (jax 0.10.2, CPU).
 """
 
-from configs import base
+from experiments.configs import base
 
 
 def get_config(argument="digits,bits=32"):

@@ -3,7 +3,7 @@ outputs with learned bit weights + label-graph Laplacian regulariser.
 
 Command:
 
-    .venv/bin/python experiments/train.py \
+    .venv/bin/python -m experiments.train \
         --config=experiments/configs/drsch.py:digits,bits=32 --workdir=runs/drsch_digits_32
 
 Expected on `digits` (query 100, database 1,697; MLP 64-256-256-32 with tanh and bit weights,
@@ -13,7 +13,7 @@ takes about 4 s of single-threaded CPU time for training and evaluation once its
 compiled, 9 s with compilation (jax 0.10.2, CPU; measured on a shared, loaded 2-core machine).
 """
 
-from configs import base
+from experiments.configs import base
 
 
 def get_config(argument="digits,bits=32"):

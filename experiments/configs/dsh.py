@@ -3,7 +3,7 @@ memory bank, + α·hash_constraint_l1.
 
 Command:
 
-    .venv/bin/python experiments/train.py \
+    .venv/bin/python -m experiments.train \
         --config=experiments/configs/dsh.py:digits,bits=32 --workdir=runs/dsh_digits_32
 
 Expected on `digits` (query 100, database 1,697; MLP 64-256-256-32, batch 50, Adam 1e-3, 2,000
@@ -12,7 +12,7 @@ for seed=0 / 1 / 2 (median 0.955), about 12 s for training and evaluation on 2 C
 (jax 0.10.2, CPU).
 """
 
-from configs import base
+from experiments.configs import base
 
 
 def get_config(argument="digits,bits=32"):

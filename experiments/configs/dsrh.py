@@ -3,10 +3,10 @@ shared labels (+ bit balance); multi-label, so the default protocol is `digits_m
 
 Commands:
 
-    .venv/bin/python experiments/train.py \
+    .venv/bin/python -m experiments.train \
         --config=experiments/configs/dsrh.py:digits_mosaic,bits=32 \
         --workdir=runs/dsrh_digits_mosaic_32
-    .venv/bin/python experiments/train.py \
+    .venv/bin/python -m experiments.train \
         --config=experiments/configs/dsrh.py:digits,bits=32 --workdir=runs/dsrh_digits_32
 
 Expected on `digits_mosaic` (query 200, database 1,800; MLP 256-256-256-32 instead of the
@@ -24,7 +24,7 @@ see dlhash_jax/methods/dsrh.py), whole database, ties by index, seed=0 / 1 / 2:
 0.919 / 0.971 / 0.948 for seed=0 / 1 / 2, about 9 s.
 """
 
-from configs import base
+from experiments.configs import base
 
 
 def get_config(argument="digits_mosaic,bits=32"):

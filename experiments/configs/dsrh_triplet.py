@@ -3,7 +3,7 @@ bag bits + orthogonality (bit decorrelation) + softmax classification stream.
 
 Command:
 
-    .venv/bin/python experiments/train.py \
+    .venv/bin/python -m experiments.train \
         --config=experiments/configs/dsrh_triplet.py:digits,bits=32 \
         --workdir=runs/dsrh_triplet_digits_32
 
@@ -15,7 +15,7 @@ takes about 6 s of single-threaded CPU time for training and evaluation once its
 compiled, 9 s with compilation (jax 0.10.2, CPU; measured on a shared, loaded 2-core machine).
 """
 
-from configs import base
+from experiments.configs import base
 
 
 def get_config(argument="digits,bits=32"):

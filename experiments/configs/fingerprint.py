@@ -2,7 +2,7 @@
 
 Command:
 
-    .venv/bin/python experiments/train.py \
+    .venv/bin/python -m experiments.train \
         --config=experiments/configs/fingerprint.py:digits,bits=32 \
         --workdir=runs/fingerprint_digits_32
 
@@ -14,7 +14,7 @@ after about 700 steps. About 13 s of CPU time for training and evaluation on 2 C
 (jax 0.10.2; DPSH's config: 11 s measured the same way).
 """
 
-from configs import base
+from experiments.configs import base
 
 
 def get_config(argument="digits,bits=32"):

@@ -3,7 +3,7 @@ intra-modal KL term of survey eq 18 within each modality; protocol `digits_mosai
 
 Command:
 
-    .venv/bin/python experiments/train.py \
+    .venv/bin/python -m experiments.train \
         --config=experiments/configs/glsp.py:digits_mosaic_tags,bits=32 \
         --workdir=runs/glsp_digits_mosaic_tags_32
 
@@ -16,7 +16,7 @@ table): mAP image → text 0.765 / 0.762 / 0.776, text → image 0.782 / 0.770 /
 (jax 0.10.2, CPU).
 """
 
-from configs import base
+from experiments.configs import base
 
 
 def get_config(argument="digits_mosaic_tags,bits=32"):

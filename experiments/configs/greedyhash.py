@@ -3,7 +3,7 @@
 
 Command:
 
-    .venv/bin/python experiments/train.py \
+    .venv/bin/python -m experiments.train \
         --config=experiments/configs/greedyhash.py:digits,bits=32 \
         --workdir=runs/greedyhash_digits_32
 
@@ -13,7 +13,7 @@ authors'): mAP over the whole database 0.948 / 0.980 / 0.967 for seed=0 / 1 / 2 
 about 12 s for training and evaluation on 2 CPU cores (jax 0.10.2, CPU).
 """
 
-from configs import base
+from experiments.configs import base
 
 
 def get_config(argument="digits,bits=32"):

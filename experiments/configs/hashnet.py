@@ -3,7 +3,7 @@ two halves of each batch on tanh(βz), β raised by the paper's continuation sch
 
 Command:
 
-    .venv/bin/python experiments/train.py \
+    .venv/bin/python -m experiments.train \
         --config=experiments/configs/hashnet.py:digits,bits=32 \
         --workdir=runs/hashnet_digits_32
 
@@ -13,7 +13,7 @@ for seed=0 / 1 / 2 (median 0.972), about 12 s for training and evaluation on 2 C
 (jax 0.10.2, CPU; measured on a shared machine and scaled by DPSH's time in the same conditions).
 """
 
-from configs import base
+from experiments.configs import base
 
 
 def get_config(argument="digits,bits=32"):

@@ -4,10 +4,10 @@ default protocol is `digits_mosaic`.
 
 Commands:
 
-    .venv/bin/python experiments/train.py \
+    .venv/bin/python -m experiments.train \
         --config=experiments/configs/order_sensitive.py:digits_mosaic,bits=32 \
         --workdir=runs/order_sensitive_digits_mosaic_32
-    .venv/bin/python experiments/train.py \
+    .venv/bin/python -m experiments.train \
         --config=experiments/configs/order_sensitive.py:digits,bits=32 \
         --workdir=runs/order_sensitive_digits_32
 
@@ -26,7 +26,7 @@ database, ties by index, seed=0 / 1 / 2:
 0.935 / 0.950 / 0.922 for seed=0 / 1 / 2, about 10 s.
 """
 
-from configs import base
+from experiments.configs import base
 
 
 def get_config(argument="digits_mosaic,bits=32"):

@@ -3,7 +3,7 @@ sigmoid units from 0.5) + per-code balance, weights α = β = γ = 1.
 
 Command:
 
-    .venv/bin/python experiments/train.py \
+    .venv/bin/python -m experiments.train \
         --config=experiments/configs/ssdh.py:digits,bits=32 \
         --workdir=runs/ssdh_digits_32
 
@@ -13,7 +13,7 @@ for seed=0 / 1 / 2 (median 0.950), about 14 s for training and evaluation on 2 C
 (jax 0.10.2, CPU; measured on a shared machine and scaled by DPSH's time in the same conditions).
 """
 
-from configs import base
+from experiments.configs import base
 
 
 def get_config(argument="digits,bits=32"):

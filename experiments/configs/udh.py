@@ -2,7 +2,7 @@
 
 Command:
 
-    .venv/bin/python experiments/train.py \
+    .venv/bin/python -m experiments.train \
         --config=experiments/configs/udh.py:digits,bits=32 --workdir=runs/udh_digits_32
 
 Expected on `digits` (query 100, database 1,697; autoencoder 64-256-256-32-256-256-64, batch 50,
@@ -13,7 +13,7 @@ reconstruction favours unsaturated bits, hence the short schedule. About 15 s of
 training and evaluation on 2 CPU cores (jax 0.10.2; DPSH's config: 11 s measured the same way).
 """
 
-from configs import base
+from experiments.configs import base
 
 
 def get_config(argument="digits,bits=32"):

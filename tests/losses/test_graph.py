@@ -183,3 +183,67 @@ def test_graph_terms_reject_bad_shapes(fn, name):
         r"got \(4, 5\)"
     ):
         fn(jnp.ones((4, 3)), jnp.ones((4, 5)))
+
+
+# --- bipartite Laplacian (batch against a fixed set) ----------------------------------------------
+
+
+def ref_bipartite_laplacian(a, u, r):
+    total = 0.0
+    for i in range(a.shape[0]):
+        for j in range(u.shape[0]):
+            total += r[i, j] * sum((a[i, k] - u[j, k]) ** 2 for k in range(a.shape[1]))
+    return total / (2 * a.shape[0] * u.shape[0])
+
+
+_bipartite = jax.jit(losses.bipartite_laplacian_loss)
+
+
+def test_bipartite_laplacian_hand_computed():
+    a = np.array([[1.0, 0.0]], np.float32)
+    u = np.array([[0.0, 0.0], [1.0, 2.0]], np.float32)
+    r = np.array([[2.0, 0.5]], np.float32)
+    # 2·1 + 0.5·4 = 4, over 2·1·2.
+    assert float(_bipartite(a, u, r)) == pytest.approx(1.0)
+
+
+def test_bipartite_laplacian_matches_loop_reference():
+    rng = np.random.default_rng(3)
+    for n, m, num_bits in [(1, 1, 2), (4, 7, 3), (6, 5, 8)]:
+        a, u = rng.normal(size=(n, num_bits)), rng.normal(size=(m, num_bits))
+        r = rng.random((n, m))
+        value = float(_bipartite(a.astype(np.float32), u.astype(np.float32), r.astype(np.float32)))
+        np.testing.assert_allclose(value, ref_bipartite_laplacian(a, u, r), rtol=1e-5, atol=1e-6)
+
+
+def test_bipartite_laplacian_equals_laplacian_on_the_same_set():
+    rng = np.random.default_rng(4)
+    a = rng.normal(size=(6, 4)).astype(np.float32)
+    r = _gaussian_affinity(rng.normal(size=(6, 3))).astype(np.float32)
+    np.testing.assert_allclose(float(_bipartite(a, a, r)), float(_laplacian(a, r)), rtol=1e-5)
+
+
+def test_bipartite_laplacian_gradients(x64):
+    rng = np.random.default_rng(5)
+    a, u, r = rng.normal(size=(3, 4)), rng.normal(size=(5, 4)), rng.random((3, 5))
+    check_grads(lambda a, u: losses.bipartite_laplacian_loss(a, u, r), (a, u), order=2)
+
+
+def test_bipartite_laplacian_vmap_matches_loop():
+    rng = np.random.default_rng(6)
+    a = rng.normal(size=(3, 4, 2)).astype(np.float32)
+    u = rng.normal(size=(5, 2)).astype(np.float32)
+    r = rng.random((3, 4, 5)).astype(np.float32)
+    batched = jax.vmap(losses.bipartite_laplacian_loss, in_axes=(0, None, 0))(a, u, r)
+    looped = [float(losses.bipartite_laplacian_loss(a[i], u, r[i])) for i in range(3)]
+    np.testing.assert_allclose(np.asarray(batched), looped, rtol=1e-6)
+
+
+@pytest.mark.parametrize(
+    "shapes",
+    [((3, 4), (5, 4), (3, 4)), ((3, 4), (5, 2), (3, 5)), ((3,), (5, 4), (3, 5))],
+)
+def test_bipartite_laplacian_rejects_bad_shapes(shapes):
+    a, u, r = (np.zeros(shape, np.float32) for shape in shapes)
+    with pytest.raises(ValueError, match=r"\[N, L\]|\[M, L\]|\[N, M\]"):
+        losses.bipartite_laplacian_loss(a, u, r)

@@ -1,10 +1,10 @@
 """CNNH recipe: stage 1 (coordinate descent), stage 2 loss against a loop, defaults, a tiny run."""
 
 import math
-import os
-import sys
+import types
 
 import jax
+import ml_collections
 import numpy as np
 import pytest
 import train_helpers
@@ -12,9 +12,7 @@ import train_helpers
 from dlhash_jax import methods
 from dlhash_jax import train
 from dlhash_jax.methods import cnnh
-
-sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "..", "experiments"))
-from configs import cnnh as cnnh_config  # noqa: E402  (experiments/ is not a package)
+from experiments.configs import cnnh as cnnh_config
 
 
 def _objective(codes, S):
@@ -40,31 +38,40 @@ def test_stage_one_returns_codes_that_fit_the_similarity():
     np.testing.assert_array_equal(codes, cnnh.approximate_codes(S, 8, num_sweeps=5, seed=1))
 
 
-def test_class_level_stage_one_matches_item_level_on_balanced_classes():
-    # With equal class counts, stage 1 on the items reaches the objective of the class-level
-    # codes repeated over each class's items (the reduction the recipe relies on).
-    classes = np.repeat(np.arange(4), 5)
-    S = _block_similarity(classes)
-    item_level = cnnh.approximate_codes(S, 8)
-    class_level = cnnh.class_target_codes(4, 8)[classes]
-    assert _objective(class_level, S) == pytest.approx(_objective(item_level, S))
+def _prepare(labels, bits, sweeps=3):
+    config = ml_collections.ConfigDict({"bits": bits, "hparams": {"stage1_sweeps": sweeps}})
+    split = types.SimpleNamespace(inputs=np.zeros((len(labels), 2), np.float32), labels=labels)
+    return cnnh.prepare(split, config)["targets"]
 
 
-def test_class_codes_are_far_apart():
-    codes = cnnh.class_target_codes(10, 32)
-    distances = (32 - codes @ codes.T) / 2
-    off = distances[~np.eye(10, dtype=bool)]
-    assert off.min() >= 12 and off.mean() > 16
+def test_prepare_runs_stage_one_over_the_training_items():
+    # Multi-hot labels: items 0 and 1 share label 1, item 2 shares nothing with them.
+    labels = np.array([[1, 1, 0], [0, 1, 0], [0, 0, 1], [1, 0, 0]], np.float32)
+    S = np.array(
+        [[1, 1, -1, 1], [1, 1, -1, -1], [-1, -1, 1, -1], [1, -1, -1, 1]], np.float64
+    )
+    targets = _prepare(labels, 8)
+    assert targets.shape == (4, 8) and targets.dtype == np.float32
+    expected = cnnh.approximate_codes(S, 8, num_sweeps=3, seed=cnnh.STAGE1_SEED)
+    np.testing.assert_array_equal(targets, expected)
 
 
-def _naive_cnnh(logits, labels, codes):
-    """Per-bit sigmoid cross-entropy to the class code mapped to {0, 1}, summed over bits."""
+def test_prepared_codes_separate_the_classes_of_the_training_split():
+    classes = np.repeat(np.arange(10), 20)
+    targets = _prepare(np.eye(10, dtype=np.float32)[classes], 32, sweeps=10)
+    distances = (32 - targets @ targets.T) / 2
+    same = classes[:, None] == classes[None, :]
+    assert distances[same].mean() < 1.0
+    assert distances[~same].mean() > 14.0
+
+
+def _naive_cnnh(logits, targets):
+    """Per-bit sigmoid cross-entropy to the item's code mapped to {0, 1}, summed over bits."""
     total = 0.0
     for i in range(logits.shape[0]):
-        target = codes[int(np.argmax(labels[i]))]
         for k in range(logits.shape[1]):
             p = 1.0 / (1.0 + math.exp(-logits[i, k]))
-            t = (target[k] + 1) / 2
+            t = (targets[i, k] + 1) / 2
             total -= t * math.log(p) + (1 - t) * math.log(1 - p)
     return total / logits.shape[0]
 
@@ -72,28 +79,26 @@ def _naive_cnnh(logits, labels, codes):
 def test_stage_two_loss_matches_loop_reference():
     rng = np.random.default_rng(3)
     logits = rng.normal(scale=2.0, size=(5, 8)).astype(np.float32)
-    labels = np.eye(3, dtype=np.float32)[[2, 0, 1, 1, 0]]
-    hparams = {"stage1_sweeps": 3}
+    prepared = {"targets": np.where(rng.random((9, 8)) < 0.5, -1.0, 1.0).astype(np.float32)}
+    index = np.array([7, 0, 3, 3, 8], np.int32)
     loss, terms = jax.jit(
-        lambda out, batch: cnnh.loss_fn(out, batch, bank=None, step=0, hparams=hparams)
-    )({"pre": logits}, {"labels": labels})
-    codes = cnnh.class_target_codes(3, 8, num_sweeps=3)
-    np.testing.assert_allclose(float(loss), _naive_cnnh(logits.astype(np.float64), labels, codes),
-                               rtol=1e-5)
+        lambda out, batch, prepared: cnnh.loss_fn(
+            out, batch, methods.LossContext(prepared=prepared)
+        )
+    )({"pre": logits}, {"index": index}, prepared)
+    expected = _naive_cnnh(logits.astype(np.float64), prepared["targets"][index])
+    np.testing.assert_allclose(float(loss), expected, rtol=1e-5)
     assert set(terms) == {"fit"}
 
 
-def test_multi_hot_labels_get_majority_targets():
-    codes = cnnh.class_target_codes(3, 8, num_sweeps=3)
-    tie_break = cnnh.centers.tie_break_code(8, seed=cnnh.STAGE1_SEED)
-    labels = np.array([[1, 1, 0], [1, 1, 1], [0, 0, 0]], np.float32)
-    votes = labels @ codes
-    targets = np.where(votes > 0, 1.0, np.where(votes < 0, -1.0, tie_break))
-    hparams = {"stage1_sweeps": 3}
+def test_loss_is_minimal_at_the_targets_of_the_batch_rows():
+    prepared = {"targets": _prepare(np.eye(3, dtype=np.float32)[[0, 1, 2, 0]], 8)}
+    index = np.array([2, 0], np.int32)
+    targets = prepared["targets"][index]
 
     def loss(logits):
-        return float(cnnh.loss_fn({"pre": logits}, {"labels": labels}, bank=None, step=0,
-                                  hparams=hparams)[0])
+        ctx = methods.LossContext(prepared=prepared)
+        return float(cnnh.loss_fn({"pre": logits}, {"index": index}, ctx)[0])
 
     assert loss(20.0 * targets) < 1e-6
     assert loss(-20.0 * targets) > 100.0
@@ -111,7 +116,7 @@ def test_bad_arguments_are_refused():
 def test_recipe_defaults_and_config():
     recipe = methods.get_recipe("cnnh")
     assert recipe is cnnh.RECIPE
-    assert recipe.bank_output is None
+    assert recipe.bank_output is None and recipe.prepare is cnnh.prepare
     assert dict(recipe.default_hparams) == {"stage1_sweeps": 10}
     assert "AAAI 2014" in recipe.citation
     config = cnnh_config.get_config()

@@ -1,8 +1,6 @@
 """CSQ recipe: its loss against a loop over items and bits, its defaults, config and a tiny run."""
 
 import math
-import os
-import sys
 
 import jax
 import numpy as np
@@ -13,8 +11,7 @@ from dlhash_jax import methods
 from dlhash_jax import train
 from dlhash_jax.methods import csq
 
-sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "..", "experiments"))
-from configs import csq as csq_config  # noqa: E402  (experiments/ is not a package)
+from experiments.configs import csq as csq_config
 
 
 def _hadamard_entry(i, j):
@@ -51,8 +48,7 @@ def test_loss_matches_itemwise_reference():
     )
     outputs = {"pre": u, "relaxed": np.tanh(u)}
     loss_fn = jax.jit(
-        lambda out, batch: csq.loss_fn(out, batch, bank=None, step=0,
-                                       hparams={"lambda_q": 0.3})
+        lambda out, batch: csq.loss_fn(out, batch, methods.LossContext(hparams={"lambda_q": 0.3}))
     )
     loss, terms = loss_fn(outputs, {"labels": labels})
     tie_break = csq.centers.tie_break_code(bits, seed=csq.CENTER_SEED)

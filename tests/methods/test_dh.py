@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 import train_helpers
 
-from dlhash_jax import losses
 from dlhash_jax import methods
+from dlhash_jax import models
 from dlhash_jax import train
 from dlhash_jax.methods import dh
 
@@ -39,8 +39,12 @@ def _params(rng):
 
 def _loss(h, params, labels, **hparams):
     hparams = {**dh.DEFAULT_HPARAMS, **hparams}
-    fn = jax.jit(lambda out, batch: dh.loss_fn(out, batch, bank=None, step=0, hparams=hparams))
-    return fn({"relaxed": h, "params": params}, {"labels": labels})
+    fn = jax.jit(
+        lambda out, batch, params: dh.loss_fn(
+            out, batch, methods.LossContext(params=params, hparams=hparams)
+        )
+    )
+    return fn({"relaxed": h}, {"labels": labels}, params)
 
 
 @pytest.mark.parametrize("lambdas", [(100.0, 0.001, 0.001), (3.0, 0.5, 0.2)])
@@ -78,30 +82,82 @@ def test_loss_ignores_labels():
         assert float(_loss(h, params, np.random.default_rng(seed).permutation(labels))[0]) == loss
 
 
-def test_expose_params_passes_the_parameters_and_their_gradients():
+def test_model_is_plain_tanh_network():
+    config = train.default_config()
+    config.bits = 6
+    config.model.features = (7,)
+    model = dh.make_model(config, 10)
+    assert isinstance(model, models.HashNetwork)
+    x = np.random.default_rng(2).uniform(size=(3, 8, 8, 1)).astype(np.float32)
+    variables = model.init(jax.random.key(0), x, train=False)
+    assert set(variables["params"]) == {"backbone", "head"}  # not nested under a wrapper
+    out = model.apply(variables, x, train=False)
+    np.testing.assert_allclose(out["relaxed"], np.tanh(out["pre"]), rtol=1e-5, atol=1e-6)
+    hidden = variables["params"]["backbone"]["Dense_0"]
+    x_flat = x.reshape(3, -1)
+    np.testing.assert_allclose(
+        out["features"], np.tanh(x_flat @ hidden["kernel"] + hidden["bias"]), rtol=1e-5, atol=1e-6
+    )  # DH's hidden layers are tanh
+
+
+def test_gradient_reaches_the_parameters_through_ctx_params():
     config = train.default_config()
     config.bits = 6
     config.model.features = (7,)
     model = dh.make_model(config, 10)
     x = np.random.default_rng(2).uniform(size=(3, 8, 8, 1)).astype(np.float32)
-    variables = model.init(jax.random.key(0), x, train=False)
-    out = model.apply(variables, x, train=False)
-    same = jax.tree.map(np.array_equal, out["params"], variables["params"]["network"])
-    assert all(jax.tree.leaves(same))
-    np.testing.assert_allclose(out["relaxed"], np.tanh(out["pre"]), rtol=1e-5, atol=1e-6)
-    hidden = variables["params"]["network"]["backbone"]["Dense_0"]
-    x_flat = x.reshape(3, -1)
-    np.testing.assert_allclose(out["features"], np.tanh(x_flat @ hidden["kernel"] + hidden["bias"]),
-                               rtol=1e-5, atol=1e-6)  # DH's hidden layers are tanh
+    params = model.init(jax.random.key(0), x, train=False)["params"]
+    # Weights large enough that the orthogonality and decay terms move the gradient visibly.
+    lambda1, lambda2, lambda3 = 2.0, 0.5, 0.3
+    hparams = {
+        "lambda_variance": lambda1, "lambda_orthogonality": lambda2, "lambda_weight": lambda3
+    }
 
-    def weight_term(params):
+    def loss(params, ctx_params):
         outputs = model.apply({"params": params}, x, train=False)
-        return losses.weight_norm(outputs["params"], squared=True)
+        ctx = methods.LossContext(params=ctx_params, hparams=hparams)
+        return dh.loss_fn(outputs, {}, ctx)[0]
 
-    grads = jax.grad(weight_term)(variables["params"])
-    expected = jax.tree.map(lambda p: 2 * p if p.ndim == 2 else jnp.zeros_like(p),
-                            variables["params"])
-    jax.tree.map(lambda g, e: np.testing.assert_allclose(g, e, rtol=1e-6), grads, expected)
+    def by_hand(params):
+        # 2J/n written out: codes held fixed, W = Kᵀ, biases not decayed.
+        h = model.apply({"params": params}, x, train=False)["relaxed"]
+        n = h.shape[0]
+        codes = jax.lax.stop_gradient(jnp.where(h >= 0, 1.0, -1.0))
+        kernels = [p for p in jax.tree.leaves(params) if p.ndim == 2]
+        orthogonal = sum(jnp.sum((k.T @ k - jnp.eye(k.shape[1])) ** 2) for k in kernels)
+        decay = sum(jnp.sum(k**2) for k in kernels)
+        return (
+            jnp.sum((codes - h) ** 2) / n
+            - lambda1 / n * jnp.sum(h**2) / n
+            + lambda2 / n * orthogonal
+            + lambda3 / n * decay
+        )
+
+    np.testing.assert_allclose(float(loss(params, params)), float(by_hand(params)), rtol=1e-5)
+    grads = jax.grad(lambda p: loss(p, p))(params)
+    expected = jax.grad(by_hand)(params)
+    jax.tree.map(
+        lambda g, e: np.testing.assert_allclose(g, e, rtol=1e-4, atol=1e-6), grads, expected
+    )
+    # The weight terms' share of the gradient is what flows through ctx.params alone:
+    # d/dK [λ2 ‖KᵀK − I‖² + λ3 ‖K‖²] / n = (4 λ2 K (KᵀK − I) + 2 λ3 K) / n on kernels, 0 on biases.
+    frozen = jax.grad(lambda p: loss(p, jax.lax.stop_gradient(p)))(params)
+    through_ctx = jax.tree.map(lambda g, f: g - f, grads, frozen)
+    n = x.shape[0]
+
+    def weight_gradient(p):
+        if p.ndim != 2:
+            return np.zeros_like(p)
+        p = np.asarray(p, np.float64)
+        return (4 * lambda2 * p @ (p.T @ p - np.eye(p.shape[1])) + 2 * lambda3 * p) / n
+
+    expected_weight = jax.tree.map(weight_gradient, params)
+    jax.tree.map(
+        lambda g, e: np.testing.assert_allclose(g, e, rtol=1e-4, atol=1e-6),
+        through_ctx,
+        expected_weight,
+    )
+    assert max(np.abs(leaf).max() for leaf in jax.tree.leaves(through_ctx)) > 1e-2
 
 
 def test_orthogonality_is_on_the_weight_rows():

@@ -27,7 +27,7 @@ def _naive_loss(a, bank, batch_labels, bank_labels, dissimilar, quantization_wei
 def _loss(a, bank, batch_labels, bank_labels, hparams):
     memory = methods.MemoryBank(outputs=bank, labels=bank_labels)
     return discrete_supervised.loss_fn(
-        {"relaxed": a}, {"labels": batch_labels}, bank=memory, step=0, hparams=hparams
+        {"relaxed": a}, {"labels": batch_labels}, methods.LossContext(bank=memory, hparams=hparams)
     )
 
 

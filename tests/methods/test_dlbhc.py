@@ -26,7 +26,9 @@ def test_loss_is_the_softmax_loss_of_the_latent_classifier():
     logits = np.array([[2.0, 0.5, -1.0], [0.0, 0.0, 0.0], [-0.5, 3.0, 1.0], [1.0, -2.0, 0.5]],
                       np.float32)
     labels = np.eye(3, dtype=np.float32)[[0, 2, 1, 2]]
-    loss_fn = jax.jit(lambda out, batch: dlbhc.loss_fn(out, batch, bank=None, step=0, hparams={}))
+    loss_fn = jax.jit(
+        lambda out, batch: dlbhc.loss_fn(out, batch, methods.LossContext(hparams={}))
+    )
     loss, terms = loss_fn({"logits": logits}, {"labels": labels})
     np.testing.assert_allclose(float(loss), _naive_softmax_loss(logits, labels), rtol=1e-6)
     assert terms == {"softmax": loss}

@@ -32,8 +32,7 @@ def test_loss_matches_triplet_reference():
     labels = np.eye(3, dtype=np.float32)[[0, 1, 2, 0, 1, 0, 2]]
     loss_fn = jax.jit(
         lambda out, batch: dnnh.loss_fn(
-            out, batch, bank=None, step=0, hparams={"margin": 1.0, "epsilon": 0.1}
-        )
+            out, batch, methods.LossContext(hparams={"margin": 1.0, "epsilon": 0.1}))
     )
     loss, terms = loss_fn({"relaxed": relaxed}, {"labels": labels})
     np.testing.assert_allclose(float(loss), _naive_dnnh(relaxed, labels, 1.0), rtol=1e-5)
@@ -46,12 +45,14 @@ def test_hand_made_triplet():
     labels = np.eye(2, dtype=np.float32)[[0, 0, 1]]
     hparams = {"margin": 1.0, "epsilon": 0.1}
     relaxed = np.array([[1.0, 1.0], [1.0, 1.0], [1.0, -1.0]], np.float32)
-    loss, _ = dnnh.loss_fn({"relaxed": relaxed}, {"labels": labels}, bank=None, step=0,
-                           hparams=hparams)
+    loss, _ = dnnh.loss_fn(
+        {"relaxed": relaxed}, {"labels": labels}, methods.LossContext(hparams=hparams)
+    )
     assert float(loss) == pytest.approx(0.0, abs=1e-6)
     relaxed[2] = [1.0, 0.0]
-    loss, _ = dnnh.loss_fn({"relaxed": relaxed}, {"labels": labels}, bank=None, step=0,
-                           hparams=hparams)
+    loss, _ = dnnh.loss_fn(
+        {"relaxed": relaxed}, {"labels": labels}, methods.LossContext(hparams=hparams)
+    )
     assert float(loss) == pytest.approx(0.75, abs=1e-6)
 
 

@@ -33,7 +33,9 @@ def test_loss_matches_pairwise_reference():
     bank_labels = np.eye(3, dtype=np.float32)[rng.integers(0, 3, 9)]
     memory = methods.MemoryBank(outputs=jnp.asarray(bank), labels=jnp.asarray(bank_labels))
     loss_fn = jax.jit(
-        lambda out, batch, bank: dpsh.loss_fn(out, batch, bank=bank, step=0, hparams={"eta": 10.0})
+        lambda out, batch, bank: dpsh.loss_fn(
+            out, batch, methods.LossContext(bank=bank, hparams={"eta": 10.0})
+        )
     )
     loss, terms = loss_fn({"relaxed": u}, {"labels": batch_labels}, memory)
     expected = _naive_dpsh(u, bank, batch_labels, bank_labels, eta=10.0)

@@ -51,7 +51,7 @@ def test_loss_matches_reference_and_paper_form():
     weights = rng.uniform(0.5, 1.5, size=4).astype(np.float32)
     labels = np.eye(3, dtype=np.float32)[[0, 1, 2, 0, 1, 0, 2]]
     loss_fn = jax.jit(
-        lambda out, batch: drsch.loss_fn(out, batch, bank=None, step=0, hparams=HPARAMS)
+        lambda out, batch: drsch.loss_fn(out, batch, methods.LossContext(hparams=HPARAMS))
     )
     loss, terms = loss_fn(_outputs(r, weights), {"labels": labels})
     margin = 0.25 * 4
@@ -73,11 +73,11 @@ def test_hand_made_batch():
     r = np.array([[1.0, 1.0], [1.0, 1.0], [-1.0, 1.0]], np.float32)
     labels = np.eye(2, dtype=np.float32)[[0, 0, 1]]
     loss, terms = drsch.loss_fn(_outputs(r, np.array([2.0, 1.0], np.float32)),
-                                {"labels": labels}, bank=None, step=0, hparams=HPARAMS)
+                                {"labels": labels}, methods.LossContext(hparams=HPARAMS))
     assert float(loss) == pytest.approx(0.0, abs=1e-6)
     # With weights (0.25, 1) the negative is only 1/16 bit away: hinge 0 − 1/16 + 0.5.
     loss, _ = drsch.loss_fn(_outputs(r, np.array([0.25, 1.0], np.float32)),
-                            {"labels": labels}, bank=None, step=0, hparams=HPARAMS)
+                            {"labels": labels}, methods.LossContext(hparams=HPARAMS))
     assert float(loss) == pytest.approx(0.5 - 1.0 / 16.0, abs=1e-6)
 
 

@@ -24,8 +24,9 @@ def _naive_dsh(u, bank, batch_labels, bank_labels, alpha, margin_per_bit):
 
 def _loss(u, bank, batch_labels, bank_labels, hparams):
     memory = methods.MemoryBank(outputs=bank, labels=bank_labels)
-    return dsh.loss_fn({"relaxed": u}, {"labels": batch_labels}, bank=memory, step=0,
-                       hparams=hparams)[0]
+    return dsh.loss_fn(
+        {"relaxed": u}, {"labels": batch_labels}, methods.LossContext(bank=memory, hparams=hparams)
+    )[0]
 
 
 def test_loss_matches_pairwise_reference():

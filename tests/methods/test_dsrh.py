@@ -1,8 +1,6 @@
 """DSRH recipe: its loss against a loop over queries and triplets, defaults, config, a tiny run."""
 
 import math
-import os
-import sys
 
 import jax
 import numpy as np
@@ -13,8 +11,7 @@ from dlhash_jax import methods
 from dlhash_jax import train
 from dlhash_jax.methods import dsrh
 
-sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "..", "experiments"))
-from configs import dsrh as dsrh_config  # noqa: E402  (experiments/ is not a package)
+from experiments.configs import dsrh as dsrh_config
 
 
 def naive_ranking(h, labels, margin):
@@ -62,7 +59,7 @@ def test_loss_matches_loop_reference():
     h, labels = _multi_label_batch(np.random.default_rng(0))
     hparams = {"margin": 2.0, "alpha": 50.0}
     loss, terms = jax.jit(
-        lambda out, batch: dsrh.loss_fn(out, batch, bank=None, step=0, hparams=hparams)
+        lambda out, batch: dsrh.loss_fn(out, batch, methods.LossContext(hparams=hparams))
     )({"relaxed": h}, {"labels": labels})
     expected = _naive_dsrh(h.astype(np.float64), labels.astype(np.float64), 2.0, 50.0)
     np.testing.assert_allclose(float(loss), expected, rtol=1e-5)

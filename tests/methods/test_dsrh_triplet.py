@@ -46,7 +46,7 @@ def test_loss_matches_reference():
     logits = rng.normal(size=(6, 3)).astype(np.float32)
     labels = np.eye(3, dtype=np.float32)[[0, 1, 2, 0, 1, 0]]
     loss_fn = jax.jit(
-        lambda out, batch: dsrh_triplet.loss_fn(out, batch, bank=None, step=0, hparams=HPARAMS)
+        lambda out, batch: dsrh_triplet.loss_fn(out, batch, methods.LossContext(hparams=HPARAMS))
     )
     loss, terms = loss_fn({"relaxed": relaxed, "logits": logits}, {"labels": labels})
     expected = _naive_dsrh(relaxed.astype(np.float64), logits.astype(np.float64), labels, HPARAMS)

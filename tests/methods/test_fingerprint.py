@@ -1,9 +1,12 @@
-"""Fingerprint recipe: its loss against the four terms written out pair by pair, no use of labels,
-its linear sign decoder (survey eq 1), its defaults, and a tiny run."""
+"""Fingerprint recipe: the affinity of the training inputs, its loss against the four terms written
+out pair by pair (the batch against every training item), no use of labels, its linear sign decoder
+(survey eq 1), its defaults, and a tiny run."""
 
 import math
+import types
 
 import jax
+import ml_collections
 import numpy as np
 import pytest
 import train_helpers
@@ -13,28 +16,44 @@ from dlhash_jax import train
 from dlhash_jax.methods import fingerprint
 
 
-def _naive_fingerprint(x, x_hat, a, kernels, hparams):
-    n = len(x)
-    flat = x.reshape(n, -1)
+def _affinity(x1, x2, sigma):
+    return math.exp(-float(np.sum((x1 - x2) ** 2)) / (2 * sigma**2))
+
+
+def _naive_fingerprint(x, x_hat, a, bank, train_inputs, index, kernels, hparams):
+    n, m = len(x), len(bank)
+    train_flat = train_inputs.reshape(m, -1)
     reconstruction = sum(float(np.sum((x[i] - x_hat[i]) ** 2)) for i in range(n)) / n
     codes = np.where(a >= 0, 1.0, -1.0)
     quantization = sum(float(np.sum((a[i] - codes[i]) ** 2)) for i in range(n)) / n
     laplacian = 0.0
     for i in range(n):
-        for j in range(n):
-            r = math.exp(-float(np.sum((flat[i] - flat[j]) ** 2)) / (2 * hparams["sigma"] ** 2))
-            laplacian += r * float(np.sum((a[i] - a[j]) ** 2))
-    laplacian /= 2 * n * n  # tr(A L Aᵀ) / n² = Σ_ij r_ij ‖a_i − a_j‖² / (2 n²)
+        for j in range(m):
+            r = _affinity(train_flat[index[i]], train_flat[j], hparams["sigma"])
+            laplacian += r * float(np.sum((a[i] - bank[j]) ** 2))
+    laplacian /= 2 * n * m  # eq 13's pairs of the batch with every training item
     weight = sum(math.sqrt(float(np.sum(k**2))) for k in kernels)
     return (reconstruction + hparams["lambda_quantization"] * quantization
             + hparams["lambda_laplacian"] * laplacian + hparams["lambda_weight"] * weight)
 
 
-def _loss(outputs, inputs, labels, **hparams):
+def _prepare(train_inputs, sigma):
+    config = ml_collections.ConfigDict({"hparams": {"sigma": sigma}})
+    labels = np.zeros((len(train_inputs), 2), np.float32)
+    return fingerprint.prepare(types.SimpleNamespace(inputs=train_inputs, labels=labels), config)
+
+
+def _loss(outputs, params, batch, bank, prepared, labels=None, **hparams):
     hparams = {**fingerprint.DEFAULT_HPARAMS, **hparams}
-    fn = jax.jit(lambda out, batch: fingerprint.loss_fn(out, batch, bank=None, step=0,
-                                                        hparams=hparams))
-    return fn(outputs, {"inputs": inputs, "labels": labels})
+    labels = np.zeros((len(bank), 3), np.float32) if labels is None else labels
+    memory = methods.MemoryBank(outputs=bank, labels=labels)
+
+    @jax.jit
+    def fn(out, batch, params, memory, prepared):
+        ctx = methods.LossContext(params=params, bank=memory, prepared=prepared, hparams=hparams)
+        return fingerprint.loss_fn(out, batch, ctx)
+
+    return fn(outputs, batch, params, memory, prepared)
 
 
 def _outputs(rng, n=6, bits=5):
@@ -43,9 +62,17 @@ def _outputs(rng, n=6, bits=5):
     params = {"encoder": {"Dense_0": {"kernel": kernels[0], "bias": np.ones(8, np.float32)}},
               "hash": {"hash": {"kernel": kernels[1], "bias": np.ones(bits, np.float32)}}}
     outputs = {"pre": 2 * rng.normal(size=(n, bits)).astype(np.float32),
-               "reconstruction": rng.uniform(size=(n, 4, 4, 1)).astype(np.float32),
-               "params": params}
-    return outputs, kernels
+               "reconstruction": rng.uniform(size=(n, 4, 4, 1)).astype(np.float32)}
+    return outputs, params, kernels
+
+
+def test_prepare_computes_the_heat_kernel_affinity_of_the_training_inputs():
+    train_inputs = np.random.default_rng(4).uniform(size=(7, 4, 4, 1)).astype(np.float32)
+    affinity = _prepare(train_inputs, 0.9)["affinity"]
+    flat = train_inputs.reshape(7, -1)
+    expected = [[_affinity(flat[i], flat[j], 0.9) for j in range(7)] for i in range(7)]
+    assert affinity.shape == (7, 7) and affinity.dtype == np.float32
+    np.testing.assert_allclose(affinity, expected, rtol=1e-5, atol=1e-7)
 
 
 @pytest.mark.parametrize("hparams", [
@@ -54,12 +81,17 @@ def _outputs(rng, n=6, bits=5):
 ])
 def test_loss_matches_reference(hparams):
     rng = np.random.default_rng(0)
-    outputs, kernels = _outputs(rng)
-    x = rng.uniform(size=(6, 4, 4, 1)).astype(np.float32)
-    labels = np.eye(3, dtype=np.float32)[rng.integers(0, 3, 6)]
-    loss, terms = _loss(outputs, x, labels, **hparams)
-    expected = _naive_fingerprint(x, outputs["reconstruction"], outputs["pre"], kernels,
-                                  {**fingerprint.DEFAULT_HPARAMS, **hparams})
+    outputs, params, kernels = _outputs(rng)
+    train_inputs = rng.uniform(size=(9, 4, 4, 1)).astype(np.float32)
+    index = np.array([3, 0, 8, 5, 5, 1], np.int32)
+    bank = 2 * rng.normal(size=(9, 5)).astype(np.float32)
+    sigma = {**fingerprint.DEFAULT_HPARAMS, **hparams}["sigma"]
+    batch = {"inputs": train_inputs[index], "index": index}
+    loss, terms = _loss(outputs, params, batch, bank, _prepare(train_inputs, sigma), **hparams)
+    expected = _naive_fingerprint(
+        train_inputs[index], outputs["reconstruction"], outputs["pre"], bank, train_inputs, index,
+        kernels, {**fingerprint.DEFAULT_HPARAMS, **hparams},
+    )
     np.testing.assert_allclose(float(loss), expected, rtol=1e-5)
     assert set(terms) == {"reconstruction", "quantization", "laplacian", "weight"}
 
@@ -67,24 +99,28 @@ def test_loss_matches_reference(hparams):
 def test_hand_made_batch():
     # Two identical inputs (affinity 1) with codes ±1 apart in one bit; exact reconstruction.
     x = np.zeros((2, 3), np.float32)
-    outputs = {"pre": np.array([[1.0, 1.0], [1.0, -1.0]], np.float32), "reconstruction": x,
-               "params": {"kernel": np.array([[3.0], [4.0]], np.float32)}}
+    outputs = {"pre": np.array([[1.0, 1.0], [1.0, -1.0]], np.float32), "reconstruction": x}
+    params = {"kernel": np.array([[3.0], [4.0]], np.float32)}
     hparams = {"lambda_quantization": 1.0, "lambda_laplacian": 1.0, "lambda_weight": 1.0}
-    loss, terms = _loss(outputs, x, np.eye(2, dtype=np.float32), **hparams)
+    batch = {"inputs": x, "index": np.arange(2, dtype=np.int32)}
+    loss, terms = _loss(outputs, params, batch, outputs["pre"], _prepare(x, 1.5), **hparams)
     assert float(terms["reconstruction"]) == 0.0 and float(terms["quantization"]) == 0.0
-    # Σ_ij r_ij ‖a_i − a_j‖² / (2 n²) = (4 + 4) / 8.
+    # Σ_ij r_ij ‖a_i − u_j‖² / (2 n m) = (4 + 4) / 8.
     assert float(terms["laplacian"]) == 1.0 and float(terms["weight"]) == 5.0
     assert float(loss) == 6.0
 
 
 def test_loss_ignores_labels():
     rng = np.random.default_rng(1)
-    outputs, _ = _outputs(rng, n=8)
-    x = rng.uniform(size=(8, 4, 4, 1)).astype(np.float32)
+    outputs, params, _ = _outputs(rng, n=8)
+    train_inputs = rng.uniform(size=(8, 4, 4, 1)).astype(np.float32)
+    batch = {"inputs": train_inputs, "index": np.arange(8, dtype=np.int32)}
+    prepared = _prepare(train_inputs, 1.5)
     labels = np.eye(10, dtype=np.float32)[rng.integers(0, 10, 8)]
-    loss = float(_loss(outputs, x, labels)[0])
+    loss = float(_loss(outputs, params, batch, outputs["pre"], prepared, labels)[0])
     for seed in range(3):
-        assert float(_loss(outputs, x, np.random.default_rng(seed).permutation(labels))[0]) == loss
+        shuffled = np.random.default_rng(seed).permutation(labels)
+        assert float(_loss(outputs, params, batch, outputs["pre"], prepared, shuffled)[0]) == loss
 
 
 def test_model_decodes_the_binary_code_linearly():
@@ -95,8 +131,7 @@ def test_model_decodes_the_binary_code_linearly():
     x = np.random.default_rng(2).uniform(size=(3, 8, 8, 1)).astype(np.float32)
     variables = model.init(jax.random.key(0), x, train=False)
     out = model.apply(variables, x, train=False)
-    network = variables["params"]["network"]
-    assert all(jax.tree.leaves(jax.tree.map(np.array_equal, out["params"], network)))
+    network = variables["params"]
     # Survey eq 1: X̂ = sgn(A) W + c, with A the hash layer's output.
     codes = np.where(out["pre"] >= 0, 1.0, -1.0)
     expected = codes @ network["output"]["kernel"] + network["output"]["bias"]
@@ -112,7 +147,8 @@ def test_recipe_defaults():
     assert dict(recipe.default_hparams) == {
         "lambda_quantization": 0.1, "lambda_laplacian": 0.1, "lambda_weight": 0.001,
         "sigma": 1.5}
-    assert recipe.bank_output is None
+    assert recipe.bank_output == "pre" and recipe.prepare is fingerprint.prepare
+    assert not recipe.taxonomy.supervised
     assert "2018" in recipe.citation and "fingerprint indexing" in recipe.citation
 
 

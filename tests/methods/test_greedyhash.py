@@ -1,8 +1,6 @@
 """GreedyHash recipe: loss against a loop, straight-through codes, defaults, config, a tiny run."""
 
 import math
-import os
-import sys
 
 import jax
 import jax.numpy as jnp
@@ -14,8 +12,7 @@ from dlhash_jax import methods
 from dlhash_jax import train
 from dlhash_jax.methods import greedyhash
 
-sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "..", "experiments"))
-from configs import greedyhash as greedyhash_config  # noqa: E402  (experiments/ is not a package)
+from experiments.configs import greedyhash as greedyhash_config
 
 
 def _naive_greedyhash(h, logits, labels, alpha, p):
@@ -32,7 +29,7 @@ def _naive_greedyhash(h, logits, labels, alpha, p):
 
 def _loss(h, logits, labels, hparams):
     outputs = {"pre": h, "logits": logits}
-    return greedyhash.loss_fn(outputs, {"labels": labels}, bank=None, step=0, hparams=hparams)
+    return greedyhash.loss_fn(outputs, {"labels": labels}, methods.LossContext(hparams=hparams))
 
 
 def test_loss_matches_loop_reference():
@@ -51,7 +48,7 @@ def test_codes_are_signs_and_gradient_passes_straight_through():
     config = train.default_config()
     config.bits = 6
     config.model.features = (8,)
-    model = greedyhash.make_model(config, 3)
+    model = greedyhash.RECIPE.make_model(config, 3)
     x = np.random.default_rng(1).normal(size=(4, 8, 8, 1)).astype(np.float32)
     variables = model.init(jax.random.key(0), x, train=False)
     out = model.apply(variables, x, train=False)

@@ -35,8 +35,9 @@ def _naive_hashnet(h, labels, alpha):
 
 def _loss(h, labels, **hparams):
     hparams = {**hashnet.DEFAULT_HPARAMS, **hparams}
-    fn = jax.jit(lambda out, batch: hashnet.loss_fn(out, batch, bank=None, step=0,
-                                                    hparams=hparams))
+    fn = jax.jit(
+        lambda out, batch: hashnet.loss_fn(out, batch, methods.LossContext(hparams=hparams))
+    )
     return fn({"relaxed": h}, {"labels": labels})
 
 

@@ -29,7 +29,9 @@ def _naive_hinge_softmax_recipe(pre, logits, feature_logits, labels, margin, sof
         total_hinge += 0.0 if p[y] >= rival + margin else -math.log(p[y])
         total_constraint += sum((1 - abs(min(max(float(a), -1.0), 1.0))) ** 2 for a in pre[n])
     n = len(pre)
-    return (softmax_weight * total_softmax + total_hinge + constraint_weight * total_constraint) / n
+    return (
+        softmax_weight * total_softmax + total_hinge + constraint_weight * total_constraint
+    ) / n
 
 
 def test_loss_matches_per_sample_loop():
@@ -42,8 +44,9 @@ def test_loss_matches_per_sample_loop():
                                [-1.0, 0.0, 1.0]], np.float32)
     labels = np.eye(3, dtype=np.float32)[[0, 0, 2, 0]]
     hparams = {"margin": 0.5, "softmax_weight": 0.7, "constraint_weight": 0.3}
-    loss_fn = jax.jit(lambda out, batch: hinge_softmax.loss_fn(out, batch, bank=None, step=0,
-                                                               hparams=hparams))
+    loss_fn = jax.jit(
+        lambda out, batch: hinge_softmax.loss_fn(out, batch, methods.LossContext(hparams=hparams))
+    )
     outputs = {"pre": pre, "relaxed": np.clip(pre, -1, 1), "logits": logits,
                "feature_logits": feature_logits}
     loss, terms = loss_fn(outputs, {"labels": labels})

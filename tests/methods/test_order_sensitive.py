@@ -1,8 +1,6 @@
 """Order-sensitive hashing recipe: loss against a loop, defaults, config, a tiny run."""
 
 import math
-import os
-import sys
 
 import jax
 import numpy as np
@@ -14,8 +12,7 @@ from dlhash_jax import methods
 from dlhash_jax import train
 from dlhash_jax.methods import order_sensitive
 
-sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "..", "experiments"))
-from configs import order_sensitive as os_config  # noqa: E402  (experiments/ is not a package)
+from experiments.configs import order_sensitive as os_config
 
 
 def _naive_order_sensitive(h, logits, labels, margin, lambda_c, lambda_q):
@@ -40,8 +37,9 @@ def test_loss_matches_loop_reference():
     labels[0] = [1, 1, 1, 0]
     hparams = {"margin": 2.0, "lambda_classification": 0.5, "lambda_quantization": 0.25}
     loss, terms = jax.jit(
-        lambda out, batch: order_sensitive.loss_fn(out, batch, bank=None, step=0,
-                                                   hparams=hparams)
+        lambda out, batch: order_sensitive.loss_fn(
+            out, batch, methods.LossContext(hparams=hparams)
+        )
     )({"relaxed": h, "logits": logits}, {"labels": labels})
     expected = _naive_order_sensitive(
         h.astype(np.float64), logits.astype(np.float64), labels.astype(np.float64), 2.0, 0.5,

@@ -1,5 +1,9 @@
-"""The name→recipe table and the shared model factory."""
+"""The name→recipe table, the recipe contract (taxonomy, alternation) and the model factories."""
 
+import dataclasses
+import pkgutil
+
+import jax
 import pytest
 
 from dlhash_jax import models
@@ -7,17 +11,51 @@ from dlhash_jax import methods
 from dlhash_jax import train
 
 
-def test_table_holds_each_recipe_under_its_name():
-    expected = {
-        "cnnh", "csq", "dcmh", "dh", "discrete_supervised", "dlbhc", "dnnh", "dpsh", "drsch", "dsh",
-        "dsrh", "dsrh_triplet", "fingerprint", "glsp", "greedyhash", "hashnet", "hinge_softmax",
-        "knn_graph", "order_sensitive", "sdh", "sparse_similarity", "ssdh", "udh",
+def test_table_holds_the_recipe_of_every_method_module_under_its_name():
+    modules = {
+        info.name for info in pkgutil.iter_modules(methods.__path__) if not info.name.startswith("_")
     }
-    assert set(methods.RECIPES) == expected
+    assert len(modules) >= 23 and "dpsh" in modules
+    assert set(methods.RECIPES) == modules
     for name, recipe in methods.RECIPES.items():
         assert recipe.name == name
         assert methods.get_recipe(name) is recipe
-    assert methods.CROSS_MODAL == ("dcmh", "glsp")
+        assert getattr(methods, name).RECIPE is recipe
+    assert {"dcmh", "glsp"} <= set(methods.CROSS_MODAL) and "dpsh" not in methods.CROSS_MODAL
+
+
+def test_every_recipe_declares_its_taxonomy():
+    for recipe in methods.RECIPES.values():
+        taxonomy = recipe.taxonomy
+        assert isinstance(taxonomy, methods.Taxonomy)
+        assert taxonomy.labels in methods.LABEL_KINDS
+        assert taxonomy.input_form in methods.INPUT_FORMS
+        assert recipe.cross_modal == taxonomy.cross_modal == (recipe.name in methods.CROSS_MODAL)
+        if taxonomy.cross_modal:
+            assert recipe.alternating, recipe.name
+    assert str(methods.dpsh.RECIPE.taxonomy) == "single × pairs"
+    assert str(methods.dcmh.RECIPE.taxonomy) == "multi × pairs (cross-modal)"
+    assert not methods.dh.RECIPE.taxonomy.supervised and methods.dsh.RECIPE.taxonomy.supervised
+
+
+def test_taxonomy_and_recipe_refuse_unknown_kinds():
+    with pytest.raises(ValueError, match=r"Taxonomy.labels must be one of .*'multi'\)"):
+        methods.Taxonomy("mult", "pairs")
+    with pytest.raises(ValueError, match=r"Taxonomy.input_form must be one of .*'triplets'"):
+        methods.Taxonomy("single", "triplets")
+    with pytest.raises(ValueError, match=r"dpsh: bank_init must be one of"):
+        dataclasses.replace(methods.dpsh.RECIPE, bank_init="zeros")
+
+
+def test_active_group_runs_only_the_branch_of_the_step():
+    groups = ("image", "text")
+    assert [int(methods.active_group_index(step, 2)) for step in range(4)] == [0, 1, 0, 1]
+    for step, expected in [(0, 10.0), (1, 20.0), (6, 10.0), (7, 20.0)]:
+        value = jax.jit(
+            lambda s: methods.active_group(groups, s, lambda g: {"image": 10.0, "text": 20.0}[g])
+        )(step)
+        assert float(value) == expected
+    assert methods.active_group(("only",), 5, lambda g: g) == "only"
 
 
 def test_cross_modal_network_factory_pairs_two_hash_networks():

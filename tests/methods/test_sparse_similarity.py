@@ -29,8 +29,7 @@ def _naive_loss(xi, labels, alpha, margin_per_bit):
 
 def _loss(xi, labels, hparams):
     return sparse_similarity.loss_fn(
-        {"relaxed": xi}, {"labels": labels}, bank=None, step=0, hparams=hparams
-    )
+        {"relaxed": xi}, {"labels": labels}, methods.LossContext(hparams=hparams))
 
 
 def test_loss_matches_pairwise_reference():

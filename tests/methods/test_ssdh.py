@@ -35,8 +35,9 @@ def test_loss_matches_the_papers_terms(weights):
     logits = rng.normal(size=(5, 4)).astype(np.float32)
     labels = np.eye(4, dtype=np.float32)[[0, 3, 1, 1, 2]]
     outputs = {"relaxed": np.tanh(pre / 2), "logits": logits}
-    loss_fn = jax.jit(lambda out, batch, hp: ssdh.loss_fn(out, batch, bank=None, step=0,
-                                                          hparams=hp))
+    loss_fn = jax.jit(
+        lambda out, batch, hp: ssdh.loss_fn(out, batch, methods.LossContext(hparams=hp))
+    )
     hparams = {"alpha": alpha, "beta": beta, "gamma": gamma}
     loss, terms = loss_fn(outputs, {"labels": labels}, hparams)
     expected, e1, e2, e3 = _naive_ssdh(pre, logits, labels, alpha, beta, gamma)
@@ -52,7 +53,7 @@ def test_binary_balanced_codes_reach_the_minimum_of_both_code_terms():
     _, terms = ssdh.loss_fn(
         {"relaxed": relaxed, "logits": np.zeros((2, 3), np.float32)},
         {"labels": np.eye(3, dtype=np.float32)[[0, 1]]},
-        bank=None, step=0, hparams=dict(ssdh.DEFAULT_HPARAMS),
+        methods.LossContext(hparams=dict(ssdh.DEFAULT_HPARAMS)),
     )
     np.testing.assert_allclose(float(terms["binarization"]), -0.25, rtol=1e-6)
     np.testing.assert_allclose(float(terms["balance"]), 0.0, atol=1e-7)

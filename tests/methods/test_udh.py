@@ -27,7 +27,7 @@ def _naive_udh(x, x_hat, h, alpha, beta):
 
 def _loss(outputs, inputs, labels, **hparams):
     hparams = {**udh.DEFAULT_HPARAMS, **hparams}
-    fn = jax.jit(lambda out, batch: udh.loss_fn(out, batch, bank=None, step=0, hparams=hparams))
+    fn = jax.jit(lambda out, batch: udh.loss_fn(out, batch, methods.LossContext(hparams=hparams)))
     return fn(outputs, {"inputs": inputs, "labels": labels})
 
 

@@ -1,0 +1,240 @@
+"""The run config: its schema with library defaults, validation, and the resolved hyper-parameters.
+
+:func:`default_config` lists every field a run config has; :func:`validate_config` refuses a
+field that is not there (with the closest known name), an unknown method, protocol or choice,
+and sizes that cannot work, before anything is trained or written.
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Mapping
+from typing import Any
+
+import jax
+import ml_collections
+
+from dlhash_jax import _checks
+from dlhash_jax import conventions
+from dlhash_jax import data as data_lib
+from dlhash_jax import methods
+from dlhash_jax.data import protocols as data_protocols
+
+PARALLEL_MODES = ("pmap", "shard_map")
+OPTIMIZERS = ("adam", "adamw", "sgd", "rmsprop")
+SCHEDULES = ("constant", "cosine")
+EVAL_CHECKPOINTS = ("best", "last")
+
+
+# Fields that change how a run is executed or reported, not what it computes: a run may resume
+# with different values.
+RESUMABLE_FIELDS = frozenset(
+    {
+        "progress_bar",
+        "parallel",
+        "num_devices",
+        "log_every",
+        "checkpoint_every",
+        "keep_checkpoints",
+        "evaluation",
+    }
+)
+
+
+# Blocks whose keys are not fixed by the schema: checked against the recipe, or by the data module.
+_OPEN_BLOCKS = frozenset({"hparams", "protocol_overrides"})
+
+
+def default_config() -> ml_collections.ConfigDict:
+    """Every field a run config has, with library defaults.
+
+    ``experiments/configs/base.py`` builds on this; :func:`validate_config` refuses fields that are
+    not here (a typo is an error, not a silently ignored setting).
+
+    Returns:
+      A ConfigDict with the fields:
+
+      - ``method``: a key of ``dlhash_jax.methods.RECIPES``; ``hparams``: that recipe's
+        hyper-parameters (missing ones take the recipe's defaults).
+      - ``protocol``: a name for ``dlhash_jax.data.load_protocol``; ``protocol_overrides``:
+        keyword overrides for it; ``data_dir``: where tfds data lives ("" for the default).
+      - ``seed``: seeds the splits, the initialisation and the data order.
+      - ``bits``: code length ``L``.
+      - ``model``: ``backbone`` (``"mlp"``, ``"convnet"``, ``"resnet"``) and each backbone's
+        fields (see ``dlhash_jax.methods.build_backbone``); ``text_features``: hidden widths of
+        the text network of cross-modal methods (``dlhash_jax.models.TextEncoder``).
+      - ``batch_size`` (global, split evenly over devices), ``num_epochs``, ``augment``.
+      - ``optimizer``: ``name`` (``OPTIMIZERS``), ``learning_rate``, ``schedule``
+        (``SCHEDULES``, decayed over the whole run), ``warmup_steps``, ``weight_decay``
+        (decoupled for ``adamw``, L2 added to the gradient otherwise), ``momentum`` (``sgd``),
+        ``grad_clip_norm`` (0: off).
+      - ``parallel``: ``"pmap"`` or ``"shard_map"``; ``num_devices``: 0 for all local devices.
+      - ``log_every``, ``eval_every`` (validation mAP every this many steps and at the end; 0:
+        never), ``checkpoint_every``, ``keep_checkpoints``, ``progress_bar``.
+      - ``evaluation``: ``checkpoint`` (``"best"`` validation checkpoint, or ``"last"``), and the
+        switches of ``dlhash_jax.metrics.evaluate_codes``: ``topk``, ``ndcg_k``, ``radius``,
+        ``ties``, ``normalize``, ``zero_relevant``; ``batch_size`` for encoding.
+    """
+    config = ml_collections.ConfigDict()
+    config.method = "dpsh"
+    config.hparams = ml_collections.ConfigDict()
+    config.protocol = "digits"
+    config.protocol_overrides = ml_collections.ConfigDict()
+    config.data_dir = ""
+    config.seed = 0
+    config.bits = 32
+    config.model = ml_collections.ConfigDict(
+        {
+            "backbone": "mlp",
+            "features": (256, 256),
+            "conv_features": (32, 64),
+            "dense_features": 256,
+            "depth": 20,
+            "widths": (16, 32, 64),
+            "text_features": (256,),
+            "dropout_rate": 0.0,
+        }
+    )
+    config.batch_size = 64
+    config.num_epochs = 50
+    config.augment = False
+    config.optimizer = ml_collections.ConfigDict(
+        {
+            "name": "adam",
+            "learning_rate": 1e-3,
+            "schedule": "cosine",
+            "warmup_steps": 0,
+            "weight_decay": 0.0,
+            "momentum": 0.9,
+            "grad_clip_norm": 0.0,
+        }
+    )
+    config.parallel = "pmap"
+    config.num_devices = 0
+    config.log_every = 50
+    config.eval_every = 0
+    config.checkpoint_every = 500
+    config.keep_checkpoints = 2
+    config.progress_bar = True
+    config.evaluation = ml_collections.ConfigDict(
+        {
+            "checkpoint": "best",
+            "topk": (1000,),
+            "ndcg_k": 100,
+            "radius": 2,
+            "ties": "index",
+            "normalize": "retrieved",
+            "zero_relevant": "zero",
+            "batch_size": 1024,
+        }
+    )
+    return config
+
+
+def _unknown_fields(config: Mapping, schema: Mapping, prefix: str = "") -> list[str]:
+    messages = []
+    for key in config:
+        path = f"{prefix}{key}"
+        if key not in schema:
+            close = difflib.get_close_matches(key, list(schema), n=1)
+            hint = f" (did you mean {prefix + close[0]!r}?)" if close else ""
+            messages.append(f"{path!r}{hint}")
+        elif isinstance(schema[key], Mapping) and path not in _OPEN_BLOCKS:
+            if not isinstance(config[key], Mapping):
+                messages.append(f"{path!r} must be a block of fields")
+            else:
+                messages.extend(_unknown_fields(config[key], schema[key], f"{path}."))
+    return messages
+
+
+def _check_protocol(name) -> None:
+    prefix = data_protocols.FEATURES_PREFIX
+    if not isinstance(name, str) or not (name in data_lib.PROTOCOLS or name.startswith(prefix)):
+        close = difflib.get_close_matches(str(name), list(data_lib.PROTOCOLS), n=1)
+        hint = f" Did you mean {close[0]!r}?" if close else ""
+        raise ValueError(
+            f"Unknown protocol {name!r}; known protocols: {', '.join(data_lib.PROTOCOL_NAMES)}."
+            f"{hint}"
+        )
+
+
+def validate_config(
+    config: ml_collections.ConfigDict, *, recipe: methods.Recipe | None = None
+) -> methods.Recipe:
+    """Checks a run config before anything is trained or written, and returns its recipe.
+
+    Args:
+      config: a run config (see :func:`default_config`).
+      recipe: use this recipe instead of looking ``config.method`` up in the table (a custom
+        method that is not registered).
+
+    Returns:
+      The recipe the config names.
+
+    Raises:
+      ValueError: for a field not in the schema (with the closest known name), an unknown
+        method, hyper-parameter, protocol, backbone, optimizer, schedule or parallel mode, a
+        non-positive size, or a batch that does not split evenly over the devices.
+    """
+    unknown = _unknown_fields(config.to_dict(), default_config().to_dict())
+    if unknown:
+        raise ValueError(f"Unknown config field(s): {', '.join(unknown)}.")
+    if recipe is None:
+        recipe = methods.get_recipe(config.method)
+    unknown_hparams = [key for key in config.hparams if key not in recipe.default_hparams]
+    if unknown_hparams:
+        raise ValueError(
+            f"Unknown hyper-parameter(s) {unknown_hparams} for method {recipe.name!r}; its "
+            f"hyper-parameters are {sorted(recipe.default_hparams)}."
+        )
+    _check_protocol(config.protocol)
+    _checks.check_choice(config.model.backbone, methods.BACKBONES, "config.model.backbone")
+    _checks.check_choice(config.optimizer.name, OPTIMIZERS, "config.optimizer.name")
+    _checks.check_choice(config.optimizer.schedule, SCHEDULES, "config.optimizer.schedule")
+    _checks.check_choice(config.parallel, PARALLEL_MODES, "config.parallel")
+    _checks.check_choice(
+        config.evaluation.checkpoint, EVAL_CHECKPOINTS, "config.evaluation.checkpoint"
+    )
+    for name, choices in (
+        ("ties", conventions.TIES),
+        ("normalize", conventions.NORMALIZE),
+        ("zero_relevant", conventions.ZERO_RELEVANT),
+    ):
+        _checks.check_choice(config.evaluation[name], choices, f"config.evaluation.{name}")
+    for name in ("bits", "batch_size", "num_epochs", "log_every", "checkpoint_every"):
+        _checks.check_int(config[name], f"config.{name}")
+    _checks.check_int(config.keep_checkpoints, "config.keep_checkpoints")
+    for name in ("num_devices", "eval_every"):
+        _checks.check_int(config[name], f"config.{name}", minimum=0)
+    _checks.check_int(config.optimizer.warmup_steps, "config.optimizer.warmup_steps", minimum=0)
+    learning_rate = config.optimizer.learning_rate
+    if not learning_rate > 0:
+        raise ValueError(
+            f"config.optimizer.learning_rate must be positive, got {learning_rate!r}."
+        )
+    num_devices = config.num_devices or jax.local_device_count()
+    if num_devices > jax.local_device_count():
+        raise ValueError(
+            f"config.num_devices={config.num_devices} but only {jax.local_device_count()} local "
+            "devices exist."
+        )
+    if config.batch_size % num_devices:
+        raise ValueError(
+            f"config.batch_size={config.batch_size} must be divisible by the number of devices "
+            f"({num_devices})."
+        )
+    return recipe
+
+
+def resolve_hparams(config: ml_collections.ConfigDict, recipe: methods.Recipe) -> dict[str, Any]:
+    """The recipe's default hyper-parameters updated with those the config sets."""
+    return {**recipe.default_hparams, **config.hparams.to_dict()}
+
+
+def resolved_config(
+    config: ml_collections.ConfigDict, recipe: methods.Recipe
+) -> ml_collections.ConfigDict:
+    """A copy of ``config`` with the recipe's defaults filled into ``hparams``."""
+    resolved = ml_collections.ConfigDict(config.to_dict())
+    resolved.hparams = ml_collections.ConfigDict(resolve_hparams(config, recipe))
+    return resolved

@@ -1,0 +1,89 @@
+"""Optimizers and learning-rate schedules from the ``optimizer`` block of a run config."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import jax
+import ml_collections
+import optax
+
+from dlhash_jax import _checks
+from dlhash_jax import methods
+from dlhash_jax.train.config import OPTIMIZERS
+
+
+def make_schedule(optimizer_config: ml_collections.ConfigDict, num_steps: int) -> optax.Schedule:
+    """Learning rate per step: optional linear warm-up, then constant or cosine decay to 0."""
+    learning_rate = optimizer_config.learning_rate
+    warmup = optimizer_config.warmup_steps
+    if optimizer_config.schedule == "constant":
+        main = optax.constant_schedule(learning_rate)
+    else:
+        main = optax.cosine_decay_schedule(learning_rate, decay_steps=max(num_steps - warmup, 1))
+    if not warmup:
+        return main
+    return optax.join_schedules([optax.linear_schedule(0.0, learning_rate, warmup), main], [warmup])
+
+
+def make_optimizer(
+    optimizer_config: ml_collections.ConfigDict,
+    num_steps: int,
+    *,
+    alternating: Sequence[str] = (),
+) -> optax.GradientTransformation:
+    """The optax optimizer of a config block (``dlhash_jax.train.default_config``, ``optimizer``).
+
+    Args:
+      optimizer_config: the ``optimizer`` block.
+      num_steps: the run's number of steps (the schedule decays over them).
+      alternating: names of top-level parameter groups (submodules) updated in turn, one group
+        per step, as in alternating optimisation (DCMH updates the image network with the text
+        network fixed, then the reverse): a recipe's ``alternating``. Step ``t`` updates group
+        :func:`dlhash_jax.methods.active_group_index` ``(t, len(groups))``, the rule the training
+        step also uses to tell the loss which group it updates. Each group has its own optimizer
+        state, which only moves on that group's steps, and its own schedule over its
+        ``num_steps / len(groups)`` steps. Empty: every parameter is updated at every step.
+    """
+    if alternating:
+        groups = tuple(alternating)
+        group_steps = max(num_steps // len(groups), 1)
+
+        def turn(index):
+            # optax counts the updates it was called for, which is the training step.
+            return lambda count: methods.active_group_index(count, len(groups)) == index
+
+        transforms = {
+            name: optax.conditionally_mask(
+                make_optimizer(optimizer_config, group_steps), turn(index)
+            )
+            for index, name in enumerate(groups)
+        }
+
+        def labels(params):
+            missing = [name for name in groups if name not in params]
+            if missing or len(params) != len(groups):
+                raise ValueError(
+                    f"alternating groups {groups} must be exactly the top-level parameter "
+                    f"groups, which are {sorted(params)}."
+                )
+            return {name: jax.tree.map(lambda _, n=name: n, params[name]) for name in params}
+
+        return optax.multi_transform(transforms, labels)
+    schedule = make_schedule(optimizer_config, num_steps)
+    name = optimizer_config.name
+    _checks.check_choice(name, OPTIMIZERS, "config.optimizer.name")
+    chain = []
+    if optimizer_config.grad_clip_norm > 0:
+        chain.append(optax.clip_by_global_norm(optimizer_config.grad_clip_norm))
+    if optimizer_config.weight_decay > 0 and name != "adamw":
+        chain.append(optax.add_decayed_weights(optimizer_config.weight_decay))
+    if name == "adam":
+        chain.append(optax.adam(schedule))
+    elif name == "adamw":
+        chain.append(optax.adamw(schedule, weight_decay=optimizer_config.weight_decay))
+    elif name == "sgd":
+        chain.append(optax.sgd(schedule, momentum=optimizer_config.momentum or None))
+    else:
+        chain.append(optax.rmsprop(schedule))
+    return optax.chain(*chain)
