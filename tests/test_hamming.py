@@ -2,9 +2,12 @@
 
 import functools
 
+import code_helpers
 import jax
 import numpy as np
 import pytest
+from code_helpers import brute_distances
+from code_helpers import brute_topk
 
 from dlhash_jax import codes
 from dlhash_jax import hamming
@@ -12,22 +15,9 @@ from dlhash_jax import hamming
 CODE_LENGTHS = (1, 7, 32, 33, 64, 100)
 
 
-def tied_codes(rng, n, num_bits, num_bases=4, flip=0.1):
-    """±1 codes drawn around a few base codes, so many distances tie (and some rows repeat)."""
-    bases = rng.choice(np.array([-1, 1], np.int8), size=(num_bases, num_bits))
-    out = bases[rng.integers(num_bases, size=n)]
-    return np.where(rng.random((n, num_bits)) < flip, -out, out)
-
-
-def brute_distances(query_codes, db_codes):
-    num_bits = query_codes.shape[1]
-    return (num_bits - query_codes.astype(np.int64) @ db_codes.T.astype(np.int64)) // 2
-
-
-def brute_topk(query_codes, db_codes, k):
-    dist = brute_distances(query_codes, db_codes)
-    order = np.argsort(dist, axis=1, kind="stable")[:, :k]
-    return np.take_along_axis(dist, order, axis=1), order
+def tied_codes(rng, n, num_bits):
+    """int8 codes (the engine takes any integer dtype), more ties than the retrieval tests'."""
+    return code_helpers.tied_codes(rng, n, num_bits, num_bases=4, flip=0.1, dtype=np.int8)
 
 
 # ----------------------------------------------------------------------------------------------

@@ -4,29 +4,14 @@ import doctest
 
 import numpy as np
 import pytest
+from code_helpers import brute_distances
+from code_helpers import brute_topk
+from code_helpers import tied_codes
 
 from dlhash_jax import retrieval
 from dlhash_jax.retrieval import HammingIndex, hamming_topk, radius_search
 
 PATHS = ("host", "device")
-
-
-def tied_codes(rng, n, num_bits, num_bases=6, flip=0.05):
-    """±1 codes drawn around a few base codes, so many distances tie (and some rows repeat)."""
-    bases = rng.choice(np.array([-1, 1]), size=(num_bases, num_bits))
-    codes = bases[rng.integers(num_bases, size=n)]
-    return np.where(rng.random((n, num_bits)) < flip, -codes, codes)
-
-
-def brute_distances(query_codes, db_codes):
-    num_bits = query_codes.shape[1]
-    return (num_bits - query_codes.astype(np.int64) @ db_codes.T.astype(np.int64)) // 2
-
-
-def brute_topk(query_codes, db_codes, k):
-    dist = brute_distances(query_codes, db_codes)
-    order = np.argsort(dist, axis=1, kind="stable")[:, :k]
-    return np.take_along_axis(dist, order, axis=1), order
 
 
 def brute_radius(query_codes, db_codes, radius):
