@@ -124,7 +124,7 @@ TABLES = {
             f"the whole database) and ACG@{GRADED_K} (mean r) grade each of the top {GRADED_K} by "
             f"r, the number of labels it shares with the query. {_RUN_NOTE}"
         ),
-        recipes=("csq", "dsrh", "order_sensitive"),
+        recipes=("csq", "dpn", "dsrh", "idhn", "order_sensitive", "orthohash"),
         columns=(
             _MAP,
             Column(f"NDCG@{GRADED_K}", f"ndcg_at_{GRADED_K}"),

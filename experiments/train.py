@@ -7,6 +7,7 @@ mistakes, a config file that does not exist and a mistyped ``--config.<field>``,
 errors instead of tracebacks.
 """
 
+import difflib
 import importlib.util
 import os
 import re
@@ -96,9 +97,12 @@ def missing_config_message(path: str) -> str | None:
         return None
     available = [f"{name}.py" for name in configs.names()]
     where = "" if os.path.isabs(path) else f" (relative to {os.getcwd()})"
+    # Match on the names without ".py", which every file shares and would make any name close.
+    stem = os.path.splitext(os.path.basename(path))[0]
+    close = difflib.get_close_matches(stem, configs.names(), n=1)
+    hint = f" (did you mean '{close[0]}.py'?)" if close else ""
     return (
-        f"config file {path!r} does not exist{where}"
-        f"{_checks.close_match_hint(os.path.basename(path), available)}; the config files in "
+        f"config file {path!r} does not exist{where}{hint}; the config files in "
         f"{configs.CONFIGS_DIR}: {', '.join(available)}."
     )
 

@@ -48,12 +48,12 @@ def test_mistyped_field_is_one_line_naming_the_close_match(tmp_path):
 
 
 def test_missing_config_file_names_it_and_lists_the_config_files(tmp_path):
-    relative = _run(tmp_path, "-m", "experiments.train", "--config=experiments/configs/nope.py")
+    relative = _run(tmp_path, "-m", "experiments.train", "--config=experiments/configs/zzqx.py")
     assert relative.returncode == 1
     lines = relative.stderr.splitlines()
     assert len(lines) == 1 and "Traceback" not in relative.stderr
     assert lines[0].startswith(
-        f"error: config file 'experiments/configs/nope.py' does not exist (relative to "
+        f"error: config file 'experiments/configs/zzqx.py' does not exist (relative to "
         f"{tmp_path}); the config files in {configs.CONFIGS_DIR}: cnnh.py, csq.py, ")
     assert " dpsh.py, " in lines[0] and "base.py" not in lines[0]
     typo = _run(tmp_path, "-m", "experiments.train",

@@ -26,7 +26,8 @@ def test_tables_rows_columns_and_taxonomy():
     assert not {"dcmh", "glsp"} & set(DIGITS.methods)
     assert {"dsrh", "order_sensitive", "csq", "dpsh", "lsh"} <= set(DIGITS.methods)
     assert [c.key for c in DIGITS.columns] == ["map", "precision_within_radius_2"]
-    assert MOSAIC.methods == ("csq", "dsrh", "order_sensitive", "lsh", "pcah", "itq", "sh")
+    assert MOSAIC.methods == (
+        "csq", "dpn", "dsrh", "idhn", "order_sensitive", "orthohash", "lsh", "pcah", "itq", "sh")
     assert [c.header for c in MOSAIC.columns] == ["mAP (database)", "NDCG@100", "ACG@100"]
     # csq trains on multi-hot labels there, whatever its single-label row says on digits.
     assert results_table.row_taxonomy(MOSAIC, "csq") == "multi × single"
@@ -59,11 +60,11 @@ def test_plan_defaults_to_every_row_of_both_tables(tmp_path):
     assert [name for name, _ in plans] == ["digits", "digits_mosaic"]
     digits_tasks, mosaic_tasks = plans[0][1], plans[1][1]
     assert len(digits_tasks) == len(DIGITS.methods) * 2 * 3
-    assert len(mosaic_tasks) == (3 + 4) * 2 * 3
+    assert len(mosaic_tasks) == (6 + 4) * 2 * 3
     assert mosaic_tasks[0] == {"table": "digits_mosaic", "method": "csq", "bits": 16, "seed": 0,
                                "workdir": str(tmp_path / "digits_mosaic")}
     assert [t["method"] for t in mosaic_tasks[::6]] == [
-        "csq", "dsrh", "order_sensitive", "lsh", "pcah", "itq", "sh"]
+        "csq", "dpn", "dsrh", "idhn", "order_sensitive", "orthohash", "lsh", "pcah", "itq", "sh"]
 
 
 def test_plan_methods_pick_rows_of_each_table():
@@ -80,8 +81,8 @@ def test_plan_methods_pick_rows_of_each_table():
         ([], None, r"No table to produce; tables: digits, digits_mosaic"),
         (["digits", "mosaic"], None, r"Unknown table\(s\) \['mosaic'\]; tables: digits, "),
         (["digits_mosaic"], ["dpsh", "lsh"],
-         r"Method\(s\) \['dpsh'\] are rows of none of the tables \(digits_mosaic: csq, dsrh, "
-         r"order_sensitive, lsh, pcah, itq, sh\)"),
+         r"Method\(s\) \['dpsh'\] are rows of none of the tables \(digits_mosaic: csq, dpn, dsrh, "
+         r"idhn, order_sensitive, orthohash, lsh, pcah, itq, sh\)"),
     ],
 )
 def test_plan_refuses_bad_tables_and_methods(tables, chosen, message):

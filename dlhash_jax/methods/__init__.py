@@ -8,23 +8,32 @@ citation; ``dlhash_jax.train`` runs any of them. Add a method by writing a modul
 
 from dlhash_jax.methods import cnnh
 from dlhash_jax.methods import csq
+from dlhash_jax.methods import dch
 from dlhash_jax.methods import dcmh
+from dlhash_jax.methods import dfh
 from dlhash_jax.methods import dh
+from dlhash_jax.methods import dhn
 from dlhash_jax.methods import discrete_supervised
 from dlhash_jax.methods import dlbhc
 from dlhash_jax.methods import dnnh
+from dlhash_jax.methods import dpn
 from dlhash_jax.methods import dpsh
 from dlhash_jax.methods import drsch
 from dlhash_jax.methods import dsh
 from dlhash_jax.methods import dsrh
 from dlhash_jax.methods import dsrh_triplet
+from dlhash_jax.methods import dtsh
 from dlhash_jax.methods import fingerprint
 from dlhash_jax.methods import glsp
 from dlhash_jax.methods import greedyhash
 from dlhash_jax.methods import hashnet
 from dlhash_jax.methods import hinge_softmax
+from dlhash_jax.methods import idhn
+from dlhash_jax.methods import jmlh
 from dlhash_jax.methods import knn_graph
+from dlhash_jax.methods import mihash
 from dlhash_jax.methods import order_sensitive
+from dlhash_jax.methods import orthohash
 from dlhash_jax.methods import sdh
 from dlhash_jax.methods import sparse_similarity
 from dlhash_jax.methods import ssdh
@@ -47,23 +56,32 @@ from dlhash_jax.methods._recipe import hash_network
 RECIPES = {
     "cnnh": cnnh.RECIPE,
     "csq": csq.RECIPE,
+    "dch": dch.RECIPE,
     "dcmh": dcmh.RECIPE,
+    "dfh": dfh.RECIPE,
     "dh": dh.RECIPE,
+    "dhn": dhn.RECIPE,
     "discrete_supervised": discrete_supervised.RECIPE,
     "dlbhc": dlbhc.RECIPE,
     "dnnh": dnnh.RECIPE,
+    "dpn": dpn.RECIPE,
     "dpsh": dpsh.RECIPE,
     "drsch": drsch.RECIPE,
     "dsh": dsh.RECIPE,
     "dsrh": dsrh.RECIPE,
     "dsrh_triplet": dsrh_triplet.RECIPE,
+    "dtsh": dtsh.RECIPE,
     "fingerprint": fingerprint.RECIPE,
     "glsp": glsp.RECIPE,
     "greedyhash": greedyhash.RECIPE,
     "hashnet": hashnet.RECIPE,
     "hinge_softmax": hinge_softmax.RECIPE,
+    "idhn": idhn.RECIPE,
+    "jmlh": jmlh.RECIPE,
     "knn_graph": knn_graph.RECIPE,
+    "mihash": mihash.RECIPE,
     "order_sensitive": order_sensitive.RECIPE,
+    "orthohash": orthohash.RECIPE,
     "sdh": sdh.RECIPE,
     "sparse_similarity": sparse_similarity.RECIPE,
     "ssdh": ssdh.RECIPE,
@@ -104,16 +122,21 @@ __all__ = [
     "cross_modal_network",
     "cnnh",
     "csq",
+    "dch",
     "dcmh",
+    "dfh",
     "dh",
+    "dhn",
     "discrete_supervised",
     "dlbhc",
     "dnnh",
+    "dpn",
     "dpsh",
     "drsch",
     "dsh",
     "dsrh",
     "dsrh_triplet",
+    "dtsh",
     "fingerprint",
     "get_recipe",
     "glsp",
@@ -121,8 +144,12 @@ __all__ = [
     "hash_network",
     "hashnet",
     "hinge_softmax",
+    "idhn",
+    "jmlh",
     "knn_graph",
+    "mihash",
     "order_sensitive",
+    "orthohash",
     "sdh",
     "sparse_similarity",
     "ssdh",
