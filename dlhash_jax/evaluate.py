@@ -43,7 +43,7 @@ PRECISION_AT_K_PNG = "precision_at_k.png"
 
 
 def evaluate_model(
-    apply_fn, variables, data, *, evaluation: Mapping[str, Any]
+    apply_fn, variables, data, *, evaluation: Mapping[str, Any], per_query_ap: bool = False
 ) -> dict[str, Any]:
     """Encodes ``data.query`` and ``data.database`` and computes every retrieval metric.
 
@@ -53,22 +53,27 @@ def evaluate_model(
       data: a ``RetrievalData`` (``query`` and ``database`` splits).
       evaluation: the ``evaluation`` block of a run config: ``topk``, ``ndcg_k``, ``radius``,
         ``ties``, ``normalize``, ``zero_relevant``, ``batch_size``.
+      per_query_ap: also return the average precision of every query over the whole database
+        (``metrics.average_precision`` with the same switches; its mean is ``map`` under
+        ``zero_relevant="zero"``), for confidence intervals and paired tests over the queries
+        (``dlhash_jax.statistics``). One more ranking pass over the database.
 
     Returns:
       The dict of :func:`dlhash_jax.metrics.evaluate_codes`; for a cross-modal model (whose
       codes are ``{"image", "text"}``) the dict of :func:`dlhash_jax.metrics.evaluate_cross_modal`,
       ``{"image_to_text": ..., "text_to_image": ...}``. ``ndcg_k`` is capped at the database
-      size, so a small database still gets its NDCG.
+      size, so a small database still gets its NDCG. With ``per_query_ap``, the dict (each
+      direction's, cross-modal) also holds ``"per_query_ap"``: a list of Q floats in the
+      order of ``data.query`` (NaN for a query without a relevant item under
+      ``zero_relevant="skip"``).
     """
     batch_size = evaluation["batch_size"]
     query_codes = models.encode(apply_fn, variables, data.query.inputs, batch_size=batch_size)
     db_codes = models.encode(apply_fn, variables, data.database.inputs, batch_size=batch_size)
-    evaluate = (
-        metrics_lib.evaluate_cross_modal
-        if isinstance(query_codes, Mapping)
-        else metrics_lib.evaluate_codes
-    )
-    return evaluate(
+    cross_modal = isinstance(query_codes, Mapping)
+    evaluate = metrics_lib.evaluate_cross_modal if cross_modal else metrics_lib.evaluate_codes
+    switches = {name: evaluation[name] for name in conventions.SWITCHES}
+    results = evaluate(
         query_codes,
         db_codes,
         data.query.labels,
@@ -76,10 +81,20 @@ def evaluate_model(
         topk=tuple(evaluation["topk"]),
         ndcg_k=min(evaluation["ndcg_k"], models.num_rows(db_codes)),
         radius=evaluation["radius"],
-        ties=evaluation["ties"],
-        normalize=evaluation["normalize"],
-        zero_relevant=evaluation["zero_relevant"],
+        **switches,
     )
+    if per_query_ap:
+        pairs = (
+            [(results[name], query_codes[source], db_codes[target])
+             for name, source, target in conventions.CROSS_MODAL_DIRECTIONS]
+            if cross_modal
+            else [(results, query_codes, db_codes)]
+        )
+        for scores, queries, database in pairs:
+            scores["per_query_ap"] = metrics_lib.average_precision(
+                queries, database, data.query.labels, data.database.labels, **switches
+            ).tolist()
+    return results
 
 
 def directions(results: Mapping[str, Any]) -> dict[str, Mapping[str, Any]]:

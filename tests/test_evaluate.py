@@ -189,3 +189,69 @@ def test_cross_modal_model_is_evaluated_in_both_directions_and_reported(tmp_path
     assert "`ties=index`" in text
     with open(tmp_path / "metrics.json") as f:
         assert json.load(f)["text_to_image"]["map"] == results["text_to_image"]["map"]
+
+
+def _naive_aps(query_codes, db_codes, query_labels, db_labels):
+    """Per-query AP over the whole database, ties by index (as _naive_map, before the mean)."""
+    aps = []
+    for q in range(query_codes.shape[0]):
+        order = np.argsort(np.sum(query_codes[q] != db_codes, axis=1), kind="stable")
+        relevant = (db_labels[order] @ query_labels[q]) > 0
+        hits = np.cumsum(relevant)
+        aps.append((hits[relevant] / (np.flatnonzero(relevant) + 1)).mean()
+                   if relevant.any() else 0.0)
+    return np.array(aps)
+
+
+def test_per_query_ap_is_returned_on_request_and_averages_to_map():
+    rng = np.random.default_rng(4)
+    data = _toy_data(rng)
+    variables = {"w": rng.normal(size=(5, 8)).astype(np.float32)}
+    plain = evaluate.evaluate_model(_projection, variables, data, evaluation=EVALUATION)
+    assert "per_query_ap" not in plain
+    results = evaluate.evaluate_model(_projection, variables, data, evaluation=EVALUATION,
+                                      per_query_ap=True)
+    per_query = results.pop("per_query_ap")
+    assert results == plain  # nothing else changes
+    assert isinstance(per_query, list) and len(per_query) == 6
+    assert all(isinstance(v, float) for v in per_query)
+    query_codes = np.where(data.query.inputs @ variables["w"] >= 0, 1.0, -1.0)
+    db_codes = np.where(data.database.inputs @ variables["w"] >= 0, 1.0, -1.0)
+    np.testing.assert_allclose(
+        per_query, _naive_aps(query_codes, db_codes, data.query.labels, data.database.labels),
+        atol=1e-12)
+    assert results["map"] == pytest.approx(np.mean(per_query), abs=1e-12)
+    # The evaluation switches apply: under "skip" a query without a relevant item is NaN.
+    data.query.labels[0] = 0.0
+    skipped = evaluate.evaluate_model(_projection, variables, data, per_query_ap=True,
+                                      evaluation={**EVALUATION, "zero_relevant": "skip"})
+    assert np.isnan(skipped["per_query_ap"][0])
+    assert skipped["map"] == pytest.approx(np.nanmean(skipped["per_query_ap"]), abs=1e-12)
+
+
+def test_cross_modal_per_query_ap_is_per_direction():
+    rng = np.random.default_rng(5)
+
+    def split(n):
+        inputs = {"image": rng.normal(size=(n, 5)).astype(np.float32),
+                  "text": rng.normal(size=(n, 3)).astype(np.float32)}
+        return _Split(inputs, np.eye(3, dtype=np.float32)[rng.integers(0, 3, n)])
+
+    data = _Data(split(6), split(11))
+    variables = {"image": rng.normal(size=(5, 8)).astype(np.float32),
+                 "text": rng.normal(size=(3, 8)).astype(np.float32)}
+    results = evaluate.evaluate_model(_cross_modal_projection, variables, data,
+                                      evaluation=EVALUATION, per_query_ap=True)
+    codes = {
+        split_name: {name: np.where(getattr(data, split_name).inputs[name] @ variables[name] >= 0,
+                                    1.0, -1.0) for name in ("image", "text")}
+        for split_name in ("query", "database")
+    }
+    labels = (data.query.labels, data.database.labels)
+    for direction, source, target in (("image_to_text", "image", "text"),
+                                      ("text_to_image", "text", "image")):
+        per_query = results[direction]["per_query_ap"]
+        np.testing.assert_allclose(
+            per_query, _naive_aps(codes["query"][source], codes["database"][target], *labels),
+            atol=1e-12)
+        assert results[direction]["map"] == pytest.approx(np.mean(per_query), abs=1e-12)

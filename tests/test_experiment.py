@@ -103,3 +103,32 @@ def test_table_run_and_end_to_end_run_score_the_same_checkpoint(tmp_path):
     with open(tmp_path / "run" / "eval" / "metrics.json") as f:
         assert json.load(f)["map"] == pytest.approx(results["map"], abs=1e-12)
     assert os.path.exists(results["report"])
+
+
+def test_baseline_returns_per_query_ap_on_request():
+    outcome = experiment.evaluate_baseline("pcah", "digits", 16, 2, per_query_ap=True)
+    data = data_lib.load_protocol("digits", seed=2)
+    fitted = baselines.fit_pcah(data.train.inputs, 16)
+    expected = metrics.average_precision(
+        fitted.encode(data.query.inputs), fitted.encode(data.database.inputs),
+        data.query.labels, data.database.labels,
+    )
+    per_query = outcome["results"]["per_query_ap"]
+    assert len(per_query) == len(data.query) == 100
+    np.testing.assert_allclose(per_query, expected, atol=1e-12)
+    assert outcome["results"]["map"] == pytest.approx(np.mean(per_query), abs=1e-12)
+    assert "per_query_ap" not in experiment.evaluate_baseline("pcah", "digits", 16, 2)["results"]
+    cross = experiment.evaluate_baseline("cca_itq", "digits_mosaic_tags", 16, 0,
+                                         per_query_ap=True)["results"]
+    for direction in ("image_to_text", "text_to_image"):
+        assert len(cross[direction]["per_query_ap"]) == 200
+        assert cross[direction]["map"] == pytest.approx(
+            np.mean(cross[direction]["per_query_ap"]), abs=1e-12)
+
+
+def test_recipe_run_returns_per_query_ap_on_request(tmp_path):
+    config = train_helpers.tiny_config()
+    outcome = experiment.run_recipe(config, str(tmp_path / "run"), per_query_ap=True)
+    results = outcome["results"]
+    assert len(results["per_query_ap"]) == 100  # digits' queries
+    assert results["map"] == pytest.approx(np.mean(results["per_query_ap"]), abs=1e-12)

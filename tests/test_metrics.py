@@ -565,3 +565,67 @@ def test_cross_modal_bad_input_raises_clear_errors(cross_modal_hand):
         metrics.cross_modal_map(query, {m: c[:, :3] for m, c in db.items()}, ql, dl)
     with pytest.raises(ValueError, match=r"ties must be one of"):
         metrics.cross_modal_map(query, db, ql, dl, ties="first")
+
+
+# ----------------------------------------------------------------------------------------------
+# Per-query average precision.
+
+
+@pytest.mark.parametrize("ties", ["index", "random", "average"])
+@pytest.mark.parametrize("normalize, topk", [("retrieved", None), ("retrieved", 5),
+                                             ("total", 5)])
+@pytest.mark.parametrize("data", ["multi_label", "single_label", "tiny_ties"])
+def test_average_precision_is_the_per_query_reference_and_averages_to_map(
+        data, normalize, topk, ties, request):
+    q, db, ql, dl = request.getfixturevalue(data)
+    per_query = metrics.average_precision(q, db, ql, dl, topk, normalize=normalize, ties=ties)
+    assert per_query.shape == (q.shape[0],) and per_query.dtype == np.float64
+    # The reference enumerates every order of each tie group: only tiny_ties is small enough.
+    if ties == "index" or (ties == "average" and data == "tiny_ties"):
+        ref = _reference(q, db, ql, dl, topk or db.shape[0], ties=ties)
+        np.testing.assert_allclose(per_query, ref[f"ap_{normalize}"], atol=1e-12)
+    # mean_average_precision is the mean of the per-query values under zero_relevant="zero"
+    # (both sum exactly rounded, so they are equal, not just close).
+    map_ = metrics.mean_average_precision(q, db, ql, dl, topk, normalize=normalize, ties=ties)
+    assert map_ == math.fsum(per_query) / per_query.size
+    assert map_ == pytest.approx(np.mean(per_query), abs=1e-15)
+
+
+def test_average_precision_skip_marks_undefined_queries_nan(multi_label):
+    q, db, ql, dl = multi_label
+    for normalize, topk in (("retrieved", None), ("retrieved", 3), ("total", 3)):
+        zero = metrics.average_precision(q, db, ql, dl, topk, normalize=normalize)
+        skip = metrics.average_precision(q, db, ql, dl, topk, normalize=normalize,
+                                         zero_relevant="skip")
+        undefined = np.isnan(skip)
+        assert undefined[0]  # The query with no relevant item anywhere.
+        np.testing.assert_array_equal(zero[undefined], 0.0)
+        np.testing.assert_array_equal(skip[~undefined], zero[~undefined])
+        map_skip = metrics.mean_average_precision(q, db, ql, dl, topk, normalize=normalize,
+                                                  zero_relevant="skip")
+        assert map_skip == pytest.approx(np.nanmean(skip), abs=1e-15)
+    # Every query undefined: all NaN, while the mAP of "skip" is 0.
+    none = metrics.average_precision(q, db, np.zeros_like(ql), dl, zero_relevant="skip")
+    assert np.isnan(none).all()
+    assert metrics.mean_average_precision(q, db, np.zeros_like(ql), dl,
+                                          zero_relevant="skip") == 0.0
+
+
+def test_average_precision_backends_chunks_and_errors(multi_label):
+    q, db, ql, dl = multi_label
+    host = metrics.average_precision(q, db, ql, dl, _backend="host", chunk_size=2)
+    device = metrics.average_precision(q, db, ql, dl, _backend="device")
+    np.testing.assert_array_equal(host, device)
+    with pytest.raises(ValueError, match="topk must be between 1 and the database size 40"):
+        metrics.average_precision(q, db, ql, dl, 41)
+    with pytest.raises(ValueError, match="zero_relevant"):
+        metrics.average_precision(q, db, ql, dl, zero_relevant="drop")
+
+
+def test_average_precision_docstring_example_is_right():
+    runner = doctest.DocTestRunner()
+    globs = {"np": np, "average_precision": metrics.average_precision}
+    for test in doctest.DocTestFinder().find(metrics.average_precision, globs=globs):
+        runner.run(test)
+    result = runner.summarize(verbose=False)
+    assert result.attempted == 4 and result.failed == 0

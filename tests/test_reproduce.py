@@ -17,6 +17,7 @@ from experiments import configs
 from experiments import reproduce
 
 DIGITS = reproduce.TABLES["digits"]
+MNIST5K = reproduce.TABLES["mnist5k"]
 MOSAIC = reproduce.TABLES["digits_mosaic"]
 CROSS_MODAL = reproduce.TABLES["digits_mosaic_tags"]
 
@@ -26,6 +27,9 @@ def test_tables_rows_columns_and_taxonomy():
     assert not {"dcmh", "glsp"} & set(DIGITS.methods)
     assert {"dsrh", "order_sensitive", "csq", "dpsh", "lsh"} <= set(DIGITS.methods)
     assert [c.key for c in DIGITS.columns] == ["map", "precision_within_radius_2"]
+    # mAP columns get a confidence interval and significance marks; the others do not.
+    assert [c.interval for c in DIGITS.columns] == [True, False]
+    assert [c.interval for c in CROSS_MODAL.columns] == [True, True, False, False]
     assert MOSAIC.methods == (
         "csq", "dpn", "dsrh", "idhn", "order_sensitive", "orthohash", "lsh", "pcah", "itq", "sh")
     assert [c.header for c in MOSAIC.columns] == ["mAP (database)", "NDCG@100", "ACG@100"]
@@ -37,8 +41,32 @@ def test_tables_rows_columns_and_taxonomy():
         "map_image_to_text", "map_text_to_image", "ndcg_at_100_image_to_text",
         "ndcg_at_100_text_to_image"]
     assert [table.heading for table in reproduce.TABLES.values()] == [
-        "# Results on digits", "# Multi-label results on digits_mosaic",
-        "# Cross-modal results on digits_mosaic_tags"]
+        "# Results on digits", "# Single-label results on mnist5k",
+        "# Multi-label results on digits_mosaic", "# Cross-modal results on digits_mosaic_tags"]
+
+
+def test_mnist5k_table_is_every_single_label_supervised_recipe_and_the_baselines():
+    expected = tuple(name for name, recipe in methods.RECIPES.items()
+                     if recipe.taxonomy.labels == "single" and not recipe.cross_modal)
+    assert MNIST5K.recipes == reproduce.SINGLE_LABEL_SUPERVISED == expected
+    assert {"dpsh", "dsh", "hashnet", "greedyhash", "csq", "sdh", "dsrh_triplet"} <= set(expected)
+    assert not {"dh", "udh", "fingerprint", "knn_graph", "dsrh", "order_sensitive", "dcmh",
+                "glsp"} & set(expected)
+    assert MNIST5K.methods == (*expected, "lsh", "pcah", "itq", "sh")
+    assert MNIST5K.protocol == "mnist5k"
+    assert [c.key for c in MNIST5K.columns] == ["map", "precision_within_radius_2"]
+    assert MNIST5K.columns[0].interval
+    assert "query 500 (50 per class), database 4,500, train 1,000" in MNIST5K.description
+    assert reproduce.table_bits("mnist5k") == (12, 24, 48)
+    assert reproduce.table_bits("digits") == reproduce.DEFAULT_BITS == (16, 32, 64)
+
+
+@pytest.mark.parametrize("method", ["dpsh", "csq", "sdh"])
+def test_mnist5k_configs_use_the_convnet_on_one_device(method):
+    config = reproduce.load_config("mnist5k", method, 12, 2)
+    assert (config.protocol, config.bits, config.seed, config.num_devices) == ("mnist5k", 12, 2, 1)
+    assert config.model.backbone == "convnet"
+    assert train.validate_config(config) is methods.get_recipe(method)
 
 
 def test_sections_describe_the_protocol_and_how_the_runs_were_made():
@@ -47,12 +75,24 @@ def test_sections_describe_the_protocol_and_how_the_runs_were_made():
     section = results_table.format_section(records, DIGITS, command="c", environment={},
                                            seconds=1)
     assert "\nProtocol `digits` (query 100, database 1,697," in section
-    assert "| dpsh | single × pairs | 32 | 0.900 | 0.800 | 5.0 | 1 |" in section
+    # No per-query values in the record: its CI cell is empty.
+    assert "| dpsh | single × pairs | 32 | 0.900 | — | 0.800 | 5.0 | 1 |" in section
+    assert "one-sided paired sign-flip permutation test" in section
     for table in reproduce.TABLES.values():
         assert table.description.endswith(
             "measured with the runs spread over the worker processes.")
     assert "NDCG@100 (gain 2^r − 1" in MOSAIC.description
     assert "`baselines.fit_cca_itq`" in CROSS_MODAL.description
+
+
+def test_plan_uses_each_tables_own_bits_unless_told(tmp_path):
+    plans = dict(reproduce.plan(["digits", "mnist5k"], ["lsh"], None, [0], str(tmp_path)))
+    assert [t["bits"] for t in plans["digits"]] == [16, 32, 64]
+    assert [t["bits"] for t in plans["mnist5k"]] == [12, 24, 48]
+    assert plans["mnist5k"][0]["workdir"] == str(tmp_path / "mnist5k")
+    plans = dict(reproduce.plan(["digits", "mnist5k"], ["lsh"], [12], [0, 1], str(tmp_path)))
+    assert [t["bits"] for t in plans["digits"]] == [t["bits"] for t in plans["mnist5k"]] == [
+        12, 12]
 
 
 def test_plan_defaults_to_every_row_of_both_tables(tmp_path):
@@ -78,7 +118,7 @@ def test_plan_methods_pick_rows_of_each_table():
 @pytest.mark.parametrize(
     "tables, chosen, message",
     [
-        ([], None, r"No table to produce; tables: digits, digits_mosaic"),
+        ([], None, r"No table to produce; tables: digits, mnist5k, digits_mosaic"),
         (["digits", "mosaic"], None, r"Unknown table\(s\) \['mosaic'\]; tables: digits, "),
         (["digits_mosaic"], ["dpsh", "lsh"],
          r"Method\(s\) \['dpsh'\] are rows of none of the tables \(digits_mosaic: csq, dpn, dsrh, "
@@ -99,7 +139,9 @@ def test_flags_parse_and_reach_the_plan():
         flags.FLAGS(["reproduce.py", "--tables=digits_mosaic", "--methods=dpsh"])
         with pytest.raises(app.UsageError, match=r"Method\(s\) \['dpsh'\] are rows of none"):
             reproduce.main(["reproduce.py"])
-    assert reproduce._TABLES.default == ["digits", "digits_mosaic", "digits_mosaic_tags"]
+    assert reproduce._TABLES.default == [
+        "digits", "mnist5k", "digits_mosaic", "digits_mosaic_tags"]
+    assert reproduce._BITS.default is None  # each table's own code lengths
 
 
 def test_mosaic_rows_are_the_single_modality_configs_with_mosaic_settings():
@@ -122,10 +164,11 @@ def test_mosaic_configs_are_valid_with_the_test_sessions_four_devices(method):
 
 
 def test_run_one_fills_the_tables_columns(monkeypatch):
-    def fake_baseline(name, protocol, bits, seed):
+    def fake_baseline(name, protocol, bits, seed, *, per_query_ap):
+        assert per_query_ap
         return {"train_seconds": 0.5, "note": f"{protocol}/{name}/{bits}/{seed}",
                 "results": {"map": 0.5, "ndcg_at_100": 0.25, "acg_at_100": 0.75, "auc": 0.9,
-                            "ties": "index"}}
+                            "ties": "index", "per_query_ap": [0.25, 0.75]}}
 
     monkeypatch.setattr(experiment, "evaluate_baseline", fake_baseline)
     record = reproduce.run_one(
@@ -133,14 +176,31 @@ def test_run_one_fills_the_tables_columns(monkeypatch):
     assert {k: v for k, v in record.items() if k != "seconds"} == {
         "table": "digits_mosaic", "method": "itq", "bits": 16, "seed": 2, "map": 0.5,
         "ndcg_at_100": 0.25, "acg_at_100": 0.75, "train_seconds": 0.5,
-        "note": "digits_mosaic/itq/16/2"}
+        "note": "digits_mosaic/itq/16/2", "per_query": {"map": [0.25, 0.75]}}
+
+
+def test_run_one_asks_recipes_for_per_query_ap(monkeypatch, tmp_path):
+    calls = []
+
+    def fake_run_recipe(config, workdir, *, per_query_ap):
+        calls.append((config.protocol, config.method, config.bits, config.seed, per_query_ap))
+        return {"train_seconds": 2.0, "step": 100, "checkpoint": "best",
+                "results": {"map": 0.5, "precision_within_radius_2": 0.25,
+                            "per_query_ap": [0.0, 1.0]}}
+
+    monkeypatch.setattr(experiment, "run_recipe", fake_run_recipe)
+    record = reproduce.run_one({"table": "mnist5k", "method": "dpsh", "bits": 12, "seed": 1,
+                                "workdir": str(tmp_path)})
+    assert calls == [("mnist5k", "dpsh", 12, 1, True)]
+    assert record["per_query"] == {"map": [0.0, 1.0]} and record["map"] == 0.5
 
 
 def test_run_one_flattens_cross_modal_results_into_the_columns(monkeypatch):
-    def fake_baseline(name, protocol, bits, seed):
+    def fake_baseline(name, protocol, bits, seed, *, per_query_ap):
         return {"train_seconds": 1.0, "results": {
-            "image_to_text": {"map": 0.5, "ndcg_at_100": 0.25, "pr_curve": {}},
-            "text_to_image": {"map": 0.75, "ndcg_at_100": 0.5}}}
+            "image_to_text": {"map": 0.5, "ndcg_at_100": 0.25, "pr_curve": {},
+                              "per_query_ap": [0.5]},
+            "text_to_image": {"map": 0.75, "ndcg_at_100": 0.5, "per_query_ap": [0.75]}}}
 
     monkeypatch.setattr(experiment, "evaluate_baseline", fake_baseline)
     record = reproduce.run_one({"table": "digits_mosaic_tags", "method": "cca_itq", "bits": 16,
@@ -148,6 +208,7 @@ def test_run_one_flattens_cross_modal_results_into_the_columns(monkeypatch):
     assert {k: record[k] for k in [c.key for c in CROSS_MODAL.columns]} == {
         "map_image_to_text": 0.5, "map_text_to_image": 0.75, "ndcg_at_100_image_to_text": 0.25,
         "ndcg_at_100_text_to_image": 0.5}
+    assert record["per_query"] == {"map_image_to_text": [0.5], "map_text_to_image": [0.75]}
 
 
 def test_failed_run_is_a_record_not_an_exception(tmp_path):

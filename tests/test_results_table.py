@@ -7,6 +7,7 @@ import pytest
 from dlhash_jax import experiment
 from dlhash_jax import methods
 from dlhash_jax import results_table
+from dlhash_jax import statistics
 from dlhash_jax.results_table import Column
 from dlhash_jax.results_table import Table
 
@@ -246,3 +247,128 @@ def test_environment_names_jax_cpus_python_and_date():
     assert list(environment) == ["jax", "CPUs", "Python", "date"]
     assert environment["jax"].startswith(f"{jax.__version__} ({jax.default_backend()} backend, ")
     assert environment["date"].endswith(" UTC")
+
+
+# ----------------------------------------------------------------------------------------------
+# Confidence intervals and significance marks from per-query values.
+
+CI_TABLE = Table(
+    title="Results on mnist5k", protocol="mnist5k", description="Protocol `mnist5k`.",
+    recipes=("dpsh", "dsh", "csq"), baselines=("lsh",),
+    columns=(Column("mAP (database)", "map", interval=True),
+             Column("precision (r ≤ 2)", "precision_within_radius_2")),
+)
+
+
+def _ci_records():
+    rng = np.random.default_rng(0)
+    base = {seed: rng.random(200) for seed in (0, 1, 2)}
+    alternating = 0.01 * (-1.0) ** np.arange(200)
+    per_query = {
+        # dpsh is the best at 12 bits; dsh ties with it up to symmetric noise; csq and lsh are
+        # clearly below. At 24 bits only csq and lsh ran, csq being the best.
+        ("dpsh", 12): {s: v for s, v in base.items()},
+        ("dsh", 12): {s: v + alternating - 1e-4 for s, v in base.items()},
+        ("csq", 12): {s: v - 0.1 for s, v in base.items()},
+        ("lsh", 12): {s: np.clip(v - 0.4, 0, 1) for s, v in base.items()},
+        ("csq", 24): {s: v for s, v in base.items()},
+        ("lsh", 24): {s: v * 0.5 for s, v in base.items()},
+    }
+    records = []
+    for (method, bits), seeds in per_query.items():
+        for seed, values in seeds.items():
+            records.append({
+                "method": method, "bits": bits, "seed": seed, "map": float(np.mean(values)),
+                "precision_within_radius_2": 0.5, "train_seconds": 1.0,
+                "per_query": {"map": values.tolist()},
+            })
+    return records, per_query
+
+
+def test_aggregate_keeps_per_query_values_of_interval_columns():
+    records, per_query = _ci_records()
+    rows = results_table.aggregate(records, CI_TABLE)
+    dsh = next(r for r in rows if (r["method"], r["bits"]) == ("dsh", 12))
+    assert list(dsh["per_query"]) == ["map"] and sorted(dsh["per_query"]["map"]) == [0, 1, 2]
+    np.testing.assert_array_equal(dsh["per_query"]["map"][1], per_query[("dsh", 12)][1])
+    # Columns without intervals keep no per-query values; old records without them still work.
+    assert results_table.aggregate(RECORDS, DIGITS)[0]["per_query"] == {}
+
+
+def test_interval_column_shows_the_bootstrap_ci_and_bolds_rows_not_below_the_best():
+    records, per_query = _ci_records()
+    rows = results_table.aggregate(records, CI_TABLE)
+    lines = results_table.format_table(rows, CI_TABLE).splitlines()
+    assert lines[:2] == [
+        "| method | labels × input | bits | mAP (database) | mAP (database) 95% CI | "
+        "precision (r ≤ 2) | train time / run (s) | runs |",
+        "|---|---|---:|---|---|---|---|---|",
+    ]
+    cells = {(line.split(" | ")[0][2:], int(line.split(" | ")[2])): line.split(" | ")
+             for line in lines[2:]}
+
+    def ci(method, bits):
+        interval = statistics.bootstrap_ci(per_query[(method, bits)], num_resamples=10_000,
+                                           seed=0)
+        return f"[{interval.low:.3f}, {interval.high:.3f}]"
+
+    for key in per_query:
+        assert cells[key][4] == ci(*key)
+    bold = {key for key, line in cells.items() if line[3].startswith("**")}
+    # At 12 bits dpsh is the best and dsh is not significantly below it; at 24 bits csq is.
+    assert bold == {("dpsh", 12), ("dsh", 12), ("csq", 24)}
+    mean, std = results_table.mean_std([np.mean(v) for v in per_query[("dpsh", 12)].values()])
+    assert cells[("dpsh", 12)][3] == f"**{mean:.3f} ± {std:.3f}**"
+    assert cells[("lsh", 12)][3] == results_table.format_mean_std(
+        [np.mean(v) for v in per_query[("lsh", 12)].values()])
+    # The marks come from compare_with_best over the rows of one code length.
+    marks = results_table.significance(rows, CI_TABLE.columns[0])
+    assert marks[("dsh", 12)]["not_below"] and marks[("dsh", 12)]["p_value"] > 0.05
+    assert marks[("csq", 12)]["p_value"] < 0.05 and marks[("dpsh", 12)]["p_value"] == 1.0
+
+
+def test_rows_without_complete_per_query_values_get_no_interval_or_mark():
+    records, _ = _ci_records()
+    # dsh's seed 2 lost its per-query values, csq at 12 bits has a failed seed (two seeds left,
+    # both with values), lsh's values hold a NaN.
+    for record in records:
+        if (record["method"], record["bits"], record["seed"]) == ("dsh", 12, 2):
+            del record["per_query"]
+        if record["method"] == "lsh" and record["bits"] == 12:
+            record["per_query"]["map"][0] = float("nan")
+    records = [r for r in records if (r["method"], r["bits"], r["seed"]) != ("csq", 12, 1)]
+    records.append({"method": "csq", "bits": 12, "seed": 1, "error": "boom"})
+    rows = results_table.aggregate(records, CI_TABLE)
+    lines = {line.split(" | ")[0][2:] + line.split(" | ")[2]: line.split(" | ")
+             for line in results_table.format_table(rows, CI_TABLE).splitlines()[2:]}
+    assert lines["dsh12"][4] == "—" and not lines["dsh12"][3].startswith("**")
+    assert lines["lsh12"][4] == "—"
+    assert lines["csq12"][4].startswith("[") and lines["csq12"][-1] == "2, failed: seed 1 |"
+    assert lines["dpsh12"][3].startswith("**")
+
+
+def test_section_names_the_test_above_the_table():
+    records, _ = _ci_records()
+    section = results_table.format_section(records, CI_TABLE, command="c", environment={},
+                                           seconds=1)
+    note = results_table.significance_note(CI_TABLE)
+    assert f"\n\n{CI_TABLE.description}\n\n{note}\n\n| method |" in section
+    for phrase in ("**bold** = not significantly below the best row of the same code length",
+                   "one-sided paired sign-flip permutation test", "10,000 random sign flips",
+                   "Holm-corrected", "α = 0.05", "95% CI: percentile bootstrap over the queries "
+                   "of each seed", "10,000 resamples"):
+        assert phrase in note, phrase
+    assert results_table.significance_note(DIGITS) == ""
+
+
+def test_per_query_metrics_are_keyed_like_the_scalar_metrics():
+    assert results_table.per_query_metrics({"map": 0.5, "per_query_ap": [0.25, 0.75]}) == {
+        "map": [0.25, 0.75]}
+    assert results_table.per_query_metrics({"map": 0.5}) == {}
+    assert results_table.per_query_metrics({
+        "image_to_text": {"map": 0.5, "per_query_ap": [0.5]},
+        "text_to_image": {"map": 0.5, "per_query_ap": [np.float64(0.25)]},
+    }) == {"map_image_to_text": [0.5], "map_text_to_image": [0.25]}
+    # scalar_metrics leaves the lists out.
+    assert results_table.scalar_metrics({"map": 0.5, "per_query_ap": [0.25, 0.75]}) == {
+        "map": 0.5}

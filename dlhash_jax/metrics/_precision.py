@@ -3,10 +3,77 @@
 from __future__ import annotations
 
 import jax
+import numpy as np
 
 from dlhash_jax.metrics._prepare import check_cutoff, check_switches, prepare
 from dlhash_jax.metrics._ranking import per_query
 from dlhash_jax.metrics._reduce import Request, mean, safe_div
+
+
+def _ap_and_defined(query_codes, db_codes, query_labels, db_labels, topk, *, normalize, ties,
+                    zero_relevant, seed, chunk_size, backend) -> tuple[np.ndarray, np.ndarray]:
+    """Per-query AP ``[Q]`` (0 where undefined) and whether its normaliser is non-zero ``[Q]``."""
+    check_switches(ties, zero_relevant, normalize, seed)
+    prep = prepare(query_codes, db_codes, query_labels, db_labels, ties=ties, seed=seed)
+    k = prep.num_db if topk is None else check_cutoff(topk, prep.num_db, "topk")
+    req = Request(ap_at=(k,), normalize=normalize)
+    values = per_query(prep, req, ties=ties, backend=backend, chunk_size=chunk_size)
+    if normalize == "retrieved":
+        defined = values["ap_hits"][:, 0] > 0
+    else:
+        defined = values["num_relevant"] > 0
+    return values["ap"][:, 0], defined
+
+
+def average_precision(
+    query_codes: jax.typing.ArrayLike,
+    db_codes: jax.typing.ArrayLike,
+    query_labels: jax.typing.ArrayLike,
+    db_labels: jax.typing.ArrayLike,
+    topk: int | None = None,
+    *,
+    normalize: str = "retrieved",
+    ties: str = "index",
+    zero_relevant: str = "zero",
+    seed: int = 0,
+    chunk_size: int | None = None,
+    _backend: str | None = None,
+) -> np.ndarray:
+    """Average precision of every query over the Hamming ranking (survey eq 33), AP or AP@K.
+
+    The per-query values whose mean is :func:`mean_average_precision`, with the same arguments
+    and switches: ``AP_q = (1/Z) Σ_{i<=K} P_q@i · rel_q(i)``. They are what confidence intervals
+    and paired significance tests over queries need (``dlhash_jax.statistics``).
+
+    Args:
+      query_codes, db_codes, query_labels, db_labels, topk, normalize, ties, seed, chunk_size:
+        as in :func:`mean_average_precision`.
+      zero_relevant: a query whose AP has a zero normaliser gets 0 under ``"zero"`` and NaN
+        under ``"skip"`` (it is left out of the mean there). Hence ``mean_average_precision``
+        equals the mean of these values under ``"zero"``, and their mean over the non-NaN
+        entries under ``"skip"`` (0 when every entry is NaN).
+
+    Returns:
+      float64 NumPy array ``[Q]``, row ``q`` the AP of query ``q``, in [0, 1] (or NaN, above).
+
+    Raises:
+      ValueError: as :func:`mean_average_precision`.
+
+    Examples:
+      >>> q = np.array([[1, 1], [-1, -1]]); db = np.array([[1, 1], [-1, -1], [1, -1]])
+      >>> db_labels = [[0, 1], [1, 0], [1, 0]]
+      >>> average_precision(q, db, [[1, 0], [0, 1]], db_labels).tolist()
+      [0.5833333333333333, 0.3333333333333333]
+      >>> average_precision(q, db, [[1, 0], [0, 0]], db_labels, zero_relevant="skip").tolist()
+      [0.5833333333333333, nan]
+    """
+    ap, defined = _ap_and_defined(
+        query_codes, db_codes, query_labels, db_labels, topk, normalize=normalize, ties=ties,
+        zero_relevant=zero_relevant, seed=seed, chunk_size=chunk_size, backend=_backend,
+    )
+    if zero_relevant == "skip":
+        return np.where(defined, ap, np.nan)
+    return np.asarray(ap, np.float64)
 
 
 def mean_average_precision(
@@ -54,16 +121,11 @@ def mean_average_precision(
       >>> mean_average_precision(q, db, [[1, 0]], [[0, 1], [1, 0], [1, 0]])
       0.5833333333333333
     """
-    check_switches(ties, zero_relevant, normalize, seed)
-    prep = prepare(query_codes, db_codes, query_labels, db_labels, ties=ties, seed=seed)
-    k = prep.num_db if topk is None else check_cutoff(topk, prep.num_db, "topk")
-    req = Request(ap_at=(k,), normalize=normalize)
-    values = per_query(prep, req, ties=ties, backend=_backend, chunk_size=chunk_size)
-    if normalize == "retrieved":
-        defined = values["ap_hits"][:, 0] > 0
-    else:
-        defined = values["num_relevant"] > 0
-    return float(mean(values["ap"][:, 0], defined, zero_relevant))
+    ap, defined = _ap_and_defined(
+        query_codes, db_codes, query_labels, db_labels, topk, normalize=normalize, ties=ties,
+        zero_relevant=zero_relevant, seed=seed, chunk_size=chunk_size, backend=_backend,
+    )
+    return float(mean(ap, defined, zero_relevant))
 
 
 def precision_at_k(query_codes, db_codes, query_labels, db_labels, k: int, *,

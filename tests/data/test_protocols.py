@@ -163,7 +163,7 @@ def test_features_protocol_samples_or_uses_fixed_splits(tmp_path):
     "name, kwargs, message",
     [
         ("imagenet", {},
-         r"unknown protocol 'imagenet'; known protocols: digits, digits_mosaic, "
+         r"unknown protocol 'imagenet'; known protocols: digits, mnist5k, digits_mosaic, "
          r"digits_mosaic_tags, mnist, "
          r"fashion_mnist, cifar10, cifar100, voc2007, features:<path.npz>"),
         ("features:", {}, "names no file"),
