@@ -29,6 +29,6 @@ from dlhash_jax.data.sources import Source
 from dlhash_jax.data.sources import digits_mosaic
 from dlhash_jax.data.sources import load_digits
 from dlhash_jax.data.sources import load_features
-from dlhash_jax.data.sources import load_mnist5k
+from dlhash_jax.data.mnist5k import load_mnist5k
 from dlhash_jax.data.sources import load_tfds
 from dlhash_jax.data.sources import tags_from_labels

