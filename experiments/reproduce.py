@@ -143,7 +143,8 @@ TABLES = {
             "database 4,500, train 1,000 (100 per class), validation 200 (20 per class, from "
             "the database outside train), split by each seed. Rows: every single-label "
             "supervised recipe, on a ConvNet (16 and 32 channels, 60 epochs of batch 50: "
-            "`configs/base.py`), and the classic baselines on raw pixels. mAP ranks the whole database by Hamming distance {_SWITCHES}; precision "
+            "`configs/base.py`), and the classic baselines on raw pixels. mAP ranks the whole "
+            f"database by Hamming distance {_SWITCHES}; precision "
             f"within radius {RADIUS} counts an empty ball as 0. {_RUN_NOTE}"
         ),
         recipes=SINGLE_LABEL_SUPERVISED,

@@ -220,3 +220,10 @@ def test_failed_run_is_a_record_not_an_exception(tmp_path):
     missing = reproduce.run_one({"table": "fake", "method": "lsh", "bits": 8, "seed": 0,
                                  "workdir": str(tmp_path)})
     assert missing["error"] == "KeyError: 'fake'"
+
+
+def test_table_descriptions_are_fully_formatted():
+    # A description written without its f-prefix would print "{_SWITCHES}" into RESULTS.md.
+    for name, table in reproduce.TABLES.items():
+        assert "{" not in table.description and "}" not in table.description, name
+        assert "`ties=index`" in table.description or name == "digits_mosaic_tags", name
