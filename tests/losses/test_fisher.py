@@ -10,6 +10,10 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 from jax.test_util import check_grads
+from pairwise_helpers import HAND_A1
+from pairwise_helpers import HAND_A2
+from pairwise_helpers import HAND_S
+from pairwise_helpers import jitted
 
 from dlhash_jax import losses
 from dlhash_jax.losses import _fisher
@@ -76,22 +80,7 @@ def _random_centers(rng, num_items, num_classes, num_bits, dtype=np.float32):
     return v, y, b
 
 
-_JITTED = {}
-
-
-def _jitted(fn, **kwargs):
-    key = (fn, tuple(sorted(kwargs.items())))
-    if key not in _JITTED:
-        _JITTED[key] = jax.jit(functools.partial(fn, **kwargs))
-    return _JITTED[key]
-
-
-# θ = ½ A1 A2ᵀ = [[2, -2, 0], [0, 0, 0]]; S marks (0, 0) and (1, 1) similar.
-HAND_A1 = np.array([[1.0, 1.0, 1.0, 1.0], [1.0, -1.0, 1.0, -1.0]], np.float32)
-HAND_A2 = np.array(
-    [[1.0, 1.0, 1.0, 1.0], [-1.0, -1.0, -1.0, -1.0], [1.0, 1.0, -1.0, -1.0]], np.float32
-)
-HAND_S = np.array([[1.0, 0.0, 0.0], [0.0, 1.0, 0.0]], np.float32)
+# On the hand-made block (pairwise_helpers): θ = ½ A1 A2ᵀ = [[2, -2, 0], [0, 0, 0]].
 
 
 def test_margin_likelihood_hand_computed_eager_jit_and_bool():
@@ -99,7 +88,7 @@ def test_margin_likelihood_hand_computed_eager_jit_and_bool():
     expected = (2 * _softplus(-1.0) + 4 * _softplus(1.0)) / 6
     fn = losses.margin_likelihood_loss
     for value in (fn(HAND_A1, HAND_A2, HAND_S, margin=1.0),
-                  _jitted(fn, margin=1.0)(HAND_A1, HAND_A2, HAND_S),
+                  jitted(fn, margin=1.0)(HAND_A1, HAND_A2, HAND_S),
                   fn(HAND_A1, HAND_A2, HAND_S.astype(bool), margin=1.0)):
         np.testing.assert_allclose(float(value), expected, rtol=1e-6)
 
@@ -112,7 +101,7 @@ def test_fisher_hand_computed():
     # [0, 5]] against 2 (2I - 11ᵀ) -> (0.5625 + 4 + 4 + 9) / 4. quantization: (0.25 + 1) / 4.
     expected = 3.5 / 6 + 0.5 * 17.5625 / 4 + 2.0 * 1.25 / 4
     for value in (losses.fisher_center_loss(v, y, b, nu=0.5, eta=2.0),
-                  _jitted(losses.fisher_center_loss, nu=0.5, eta=2.0)(v, y, b)):
+                  jitted(losses.fisher_center_loss, nu=0.5, eta=2.0)(v, y, b)):
         np.testing.assert_allclose(float(value), expected, rtol=1e-6)
     assert ref_fisher(v.astype(float), y, b, 0.5, 2.0) == pytest.approx(expected, rel=1e-12)
 
@@ -123,7 +112,7 @@ def test_margin_likelihood_matches_loop_reference(margin):
     for n, m, num_bits in [(3, 5, 4), (4, 3, 6)]:
         a1, a2, s = _random_block(rng, n, m, num_bits)
         expected = ref_margin_likelihood(a1.astype(float), a2.astype(float), s, margin)
-        value = _jitted(losses.margin_likelihood_loss, margin=margin)(a1, a2, s)
+        value = jitted(losses.margin_likelihood_loss, margin=margin)(a1, a2, s)
         np.testing.assert_allclose(float(value), expected, rtol=2e-5, atol=1e-6)
 
 
@@ -142,7 +131,7 @@ def test_fisher_matches_loop_reference():
         v, y, b = _random_centers(rng, num_items, num_classes, num_bits)
         for nu, eta in [(1.0, 1.0), (0.1, 3.0)]:
             expected = ref_fisher(v.astype(float), y, b, nu, eta)
-            value = _jitted(losses.fisher_center_loss, nu=nu, eta=eta)(v, y, b)
+            value = jitted(losses.fisher_center_loss, nu=nu, eta=eta)(v, y, b)
             np.testing.assert_allclose(float(value), expected, rtol=2e-5)
 
 
@@ -150,13 +139,13 @@ def test_vmap_over_batches_equals_loop():
     rng = np.random.default_rng(4)
     blocks = [_random_block(rng, 4, 3, 6) for _ in range(3)]
     stacked = [np.stack(parts) for parts in zip(*blocks)]
-    likelihood = _jitted(losses.margin_likelihood_loss, margin=2.0)
+    likelihood = jitted(losses.margin_likelihood_loss, margin=2.0)
     batched = jax.jit(jax.vmap(likelihood))(*stacked)
     np.testing.assert_allclose(np.asarray(batched), [float(likelihood(*b)) for b in blocks],
                                rtol=1e-5)
     centers = [_random_centers(rng, 6, 3, 4) for _ in range(3)]
     stacked = [np.stack(parts) for parts in zip(*centers)]
-    fisher = _jitted(losses.fisher_center_loss, nu=1.0, eta=1.0)
+    fisher = jitted(losses.fisher_center_loss, nu=1.0, eta=1.0)
     batched = jax.jit(jax.vmap(fisher))(*stacked)
     np.testing.assert_allclose(np.asarray(batched), [float(fisher(*c)) for c in centers],
                                rtol=1e-5)

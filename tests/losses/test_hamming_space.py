@@ -10,6 +10,10 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 from jax.test_util import check_grads
+from pairwise_helpers import HAND_A1
+from pairwise_helpers import HAND_A2
+from pairwise_helpers import HAND_S
+from pairwise_helpers import jitted
 
 from dlhash_jax import losses
 from dlhash_jax.losses import _hamming_space
@@ -62,23 +66,7 @@ def _random_block(rng, n, m, num_bits, dtype=np.float32):
     return a1, a2, s
 
 
-_JITTED = {}
-
-
-def _jitted(fn, **kwargs):
-    key = (fn, tuple(sorted(kwargs.items())))
-    if key not in _JITTED:
-        _JITTED[key] = jax.jit(functools.partial(fn, **kwargs))
-    return _JITTED[key]
-
-
-# A1 rows are codes; A2 = [A1 row 0, its complement, an orthogonal code]. Hamming distances
-# [[0, 4, 2], [2, 2, 2]]; S marks (0, 0) and (1, 1) similar.
-HAND_A1 = np.array([[1.0, 1.0, 1.0, 1.0], [1.0, -1.0, 1.0, -1.0]], np.float32)
-HAND_A2 = np.array(
-    [[1.0, 1.0, 1.0, 1.0], [-1.0, -1.0, -1.0, -1.0], [1.0, 1.0, -1.0, -1.0]], np.float32
-)
-HAND_S = np.array([[1.0, 0.0, 0.0], [0.0, 1.0, 0.0]], np.float32)
+# The hand-made block (pairwise_helpers) has Hamming distances [[0, 4, 2], [2, 2, 2]].
 
 
 @pytest.mark.parametrize(
@@ -94,7 +82,7 @@ def test_cross_entropy_hand_computed_eager_jit_bool_and_scale(balanced, expected
     fn = losses.cauchy_cross_entropy_loss
     values = [
         fn(HAND_A1, HAND_A2, HAND_S, gamma=2.0, balanced=balanced),
-        _jitted(fn, gamma=2.0, balanced=balanced)(HAND_A1, HAND_A2, HAND_S),
+        jitted(fn, gamma=2.0, balanced=balanced)(HAND_A1, HAND_A2, HAND_S),
         fn(HAND_A1, HAND_A2, HAND_S.astype(bool), gamma=2.0, balanced=balanced),
         # The distance depends on directions only.
         fn(0.3 * HAND_A1, 5.0 * HAND_A2, HAND_S, gamma=2.0, balanced=balanced),
@@ -110,7 +98,7 @@ def test_quantization_hand_computed():
     # cos(|a_0|, 1) = 1/√2, so d = 1 - 1/√2; rows 1 and 2 are multiples of codes: d = 0.
     expected = math.log1p(1.0 - 1.0 / math.sqrt(2.0)) / 3
     for value in (losses.cauchy_quantization_loss(a, gamma=1.0),
-                  _jitted(losses.cauchy_quantization_loss, gamma=1.0)(a)):
+                  jitted(losses.cauchy_quantization_loss, gamma=1.0)(a)):
         np.testing.assert_allclose(float(value), expected, rtol=1e-6, atol=1e-7)
 
 
@@ -118,7 +106,7 @@ def test_quantization_hand_computed():
 @pytest.mark.parametrize("gamma", [1.0, 20.0])
 def test_cross_entropy_matches_loop_reference(balanced, gamma):
     rng = np.random.default_rng(1)
-    fn = _jitted(losses.cauchy_cross_entropy_loss, gamma=gamma, balanced=balanced)
+    fn = jitted(losses.cauchy_cross_entropy_loss, gamma=gamma, balanced=balanced)
     for n, m, num_bits in [(3, 5, 4), (4, 3, 6)]:
         a1, a2, s = _random_block(rng, n, m, num_bits)
         expected = ref_cauchy(a1.astype(float), a2.astype(float), s, gamma, balanced)
@@ -131,7 +119,7 @@ def test_quantization_matches_loop_reference(gamma):
     for shape in [(1, 3), (7, 5), (16, 12)]:
         a = rng.normal(size=shape).astype(np.float32)
         expected = ref_cauchy_quantization(a.astype(float), gamma)
-        value = _jitted(losses.cauchy_quantization_loss, gamma=gamma)(a)
+        value = jitted(losses.cauchy_quantization_loss, gamma=gamma)(a)
         np.testing.assert_allclose(float(value), expected, rtol=2e-5, atol=1e-6)
 
 
@@ -139,11 +127,11 @@ def test_vmap_over_batches_equals_loop():
     rng = np.random.default_rng(3)
     blocks = [_random_block(rng, 4, 3, 6) for _ in range(3)]
     stacked = [np.stack(parts) for parts in zip(*blocks)]
-    cross_entropy = _jitted(losses.cauchy_cross_entropy_loss, gamma=2.0)
+    cross_entropy = jitted(losses.cauchy_cross_entropy_loss, gamma=2.0)
     batched = jax.jit(jax.vmap(cross_entropy))(*stacked)
     np.testing.assert_allclose(np.asarray(batched), [float(cross_entropy(*b)) for b in blocks],
                                rtol=1e-5)
-    quantization = _jitted(losses.cauchy_quantization_loss, gamma=2.0)
+    quantization = jitted(losses.cauchy_quantization_loss, gamma=2.0)
     batched = jax.jit(jax.vmap(quantization))(stacked[0])
     np.testing.assert_allclose(np.asarray(batched), [float(quantization(b[0])) for b in blocks],
                                rtol=1e-5)
@@ -171,9 +159,9 @@ def test_quantization_gradients_match_finite_differences(x64):
 
 def test_one_sided_batches_keep_only_their_part():
     a1, a2, _ = _random_block(np.random.default_rng(4), 4, 3, 6)
-    fn = _jitted(losses.cauchy_cross_entropy_loss, gamma=2.0)
+    fn = jitted(losses.cauchy_cross_entropy_loss, gamma=2.0)
     grad_fn = jax.jit(jax.grad(fn, (0, 1)))
-    unbalanced = _jitted(losses.cauchy_cross_entropy_loss, gamma=2.0, balanced=False)
+    unbalanced = jitted(losses.cauchy_cross_entropy_loss, gamma=2.0, balanced=False)
     for s in (np.zeros((4, 3), np.float32), np.ones((4, 3), np.float32)):
         # With one kind of pair the balanced loss is that kind's mean: the unbalanced loss.
         np.testing.assert_allclose(float(fn(a1, a2, s)), float(unbalanced(a1, a2, s)), rtol=1e-6)

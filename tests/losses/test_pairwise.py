@@ -6,6 +6,10 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 from jax.test_util import check_grads
+from pairwise_helpers import HAND_A1
+from pairwise_helpers import HAND_A2
+from pairwise_helpers import HAND_S
+from pairwise_helpers import jitted
 
 from dlhash_jax import losses
 
@@ -78,18 +82,6 @@ CASES = [
     ),
 ]
 
-# Compiling dominates the run time, so each test reuses one jitted function per case and
-# the random blocks share shapes wherever the test allows.
-_JITTED = {}
-
-
-def _jitted(fn, kwargs):
-    key = (fn, tuple(sorted(kwargs.items())))
-    if key not in _JITTED:
-        _JITTED[key] = jax.jit(functools.partial(fn, **kwargs))
-    return _JITTED[key]
-
-
 def _random_block(rng, n, m, num_bits, dtype=np.float32):
     a1 = rng.normal(size=(n, num_bits)).astype(dtype)
     a2 = rng.normal(size=(m, num_bits)).astype(dtype)
@@ -98,14 +90,8 @@ def _random_block(rng, n, m, num_bits, dtype=np.float32):
     return a1, a2, s
 
 
-# A1 rows are codes; A2 = [A1 row 0, its complement, an orthogonal code].
-HAND_A1 = np.array([[1.0, 1.0, 1.0, 1.0], [1.0, -1.0, 1.0, -1.0]], np.float32)
-HAND_A2 = np.array(
-    [[1.0, 1.0, 1.0, 1.0], [-1.0, -1.0, -1.0, -1.0], [1.0, 1.0, -1.0, -1.0]], np.float32
-)
-HAND_S = np.array([[1.0, 0.0, 0.0], [0.0, 1.0, 0.0]], np.float32)
-# Inner products A1 A2ᵀ = [[4, -4, 0], [0, 0, 0]]; L1 distances [[0, 8, 4], [4, 4, 4]];
-# squared L2 distances are 2 × L1 here (entries differ by 0 or 2).
+# On the hand-made block (pairwise_helpers): L1 distances [[0, 8, 4], [4, 4, 4]]; squared L2
+# distances are 2 × L1 (entries differ by 0 or 2).
 
 
 @pytest.mark.parametrize(
@@ -131,9 +117,9 @@ HAND_S = np.array([[1.0, 0.0, 0.0], [0.0, 1.0, 0.0]], np.float32)
 )
 def test_hand_computed_eager_jit_and_bool_similarity(fn, kwargs, expected):
     eager = fn(HAND_A1, HAND_A2, HAND_S, **kwargs)
-    jitted = _jitted(fn, kwargs)(HAND_A1, HAND_A2, HAND_S)
+    compiled = jitted(fn, **kwargs)(HAND_A1, HAND_A2, HAND_S)
     from_bool = fn(HAND_A1, HAND_A2, HAND_S.astype(bool), **kwargs)
-    for value in (eager, jitted, from_bool):
+    for value in (eager, compiled, from_bool):
         np.testing.assert_allclose(float(value), expected, rtol=1e-6)
 
 
@@ -143,7 +129,7 @@ def test_matches_loop_reference(fn, ref, kwargs):
     for n, m, num_bits in [(3, 5, 4), (4, 3, 6)]:
         a1, a2, s = _random_block(rng, n, m, num_bits)
         expected = ref(a1.astype(float), a2.astype(float), s, **kwargs)
-        value = _jitted(fn, kwargs)(a1, a2, s)
+        value = jitted(fn, **kwargs)(a1, a2, s)
         np.testing.assert_allclose(float(value), expected, rtol=2e-5, atol=1e-5)
 
 
@@ -152,8 +138,8 @@ def test_vmap_over_batches_equals_loop(fn, ref, kwargs):
     rng = np.random.default_rng(3)
     blocks = [_random_block(rng, 4, 3, 6) for _ in range(3)]
     stacked = [np.stack(parts) for parts in zip(*blocks)]
-    batched = jax.jit(jax.vmap(_jitted(fn, kwargs)))(*stacked)
-    looped = [float(_jitted(fn, kwargs)(*block)) for block in blocks]
+    batched = jax.jit(jax.vmap(jitted(fn, **kwargs)))(*stacked)
+    looped = [float(jitted(fn, **kwargs)(*block)) for block in blocks]
     np.testing.assert_allclose(np.asarray(batched), looped, rtol=1e-5)
 
 
@@ -203,7 +189,7 @@ def test_finite_for_large_outputs_and_one_sided_batches(fn, ref, kwargs):
 def test_between_within_with_one_sided_batch_keeps_only_that_part():
     a = np.array([[0.0, 0.0], [3.0, 4.0]], np.float32)
     # All pairs similar: mean of {0, 25, 25, 0}; all dissimilar: minus the same mean.
-    loss = _jitted(losses.between_within_loss, {})
+    loss = jitted(losses.between_within_loss)
     assert float(loss(a, a, np.ones((2, 2), np.float32))) == pytest.approx(12.5)
     assert float(loss(a, a, np.zeros((2, 2), np.float32))) == pytest.approx(-12.5)
 
