@@ -8,6 +8,7 @@ citation; ``dlhash_jax.train`` runs any of them. Add a method by writing a modul
 
 from dlhash_jax.methods import cnnh
 from dlhash_jax.methods import csq
+from dlhash_jax.methods import dbdh
 from dlhash_jax.methods import dch
 from dlhash_jax.methods import dcmh
 from dlhash_jax.methods import dfh
@@ -31,6 +32,7 @@ from dlhash_jax.methods import hinge_softmax
 from dlhash_jax.methods import idhn
 from dlhash_jax.methods import jmlh
 from dlhash_jax.methods import knn_graph
+from dlhash_jax.methods import lcdsh
 from dlhash_jax.methods import mihash
 from dlhash_jax.methods import order_sensitive
 from dlhash_jax.methods import orthohash
@@ -56,6 +58,7 @@ from dlhash_jax.methods._recipe import hash_network
 RECIPES = {
     "cnnh": cnnh.RECIPE,
     "csq": csq.RECIPE,
+    "dbdh": dbdh.RECIPE,
     "dch": dch.RECIPE,
     "dcmh": dcmh.RECIPE,
     "dfh": dfh.RECIPE,
@@ -79,6 +82,7 @@ RECIPES = {
     "idhn": idhn.RECIPE,
     "jmlh": jmlh.RECIPE,
     "knn_graph": knn_graph.RECIPE,
+    "lcdsh": lcdsh.RECIPE,
     "mihash": mihash.RECIPE,
     "order_sensitive": order_sensitive.RECIPE,
     "orthohash": orthohash.RECIPE,
@@ -122,6 +126,7 @@ __all__ = [
     "cross_modal_network",
     "cnnh",
     "csq",
+    "dbdh",
     "dch",
     "dcmh",
     "dfh",
@@ -147,6 +152,7 @@ __all__ = [
     "idhn",
     "jmlh",
     "knn_graph",
+    "lcdsh",
     "mihash",
     "order_sensitive",
     "orthohash",
