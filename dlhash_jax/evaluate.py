@@ -17,6 +17,12 @@ both directions, image queries against database texts and text queries against d
 ``evaluate_codes``, the report's table has one column per direction and each plot one curve per
 direction.
 
+A recipe that learns the codes of the training items as variables of its own (ADSH's database
+codes ``V``, ``Recipe.discrete.train_codes``) is evaluated with those codes for the database
+items that are training items (the training split is part of the database in every protocol)
+and the network's codes for the other database items and the queries; ``metrics.json`` holds a
+``database_codes`` line that says so, and so does the report.
+
 The lower-level :func:`evaluate_model` and :func:`write_report` serve notebooks and custom loops.
 """
 
@@ -42,8 +48,78 @@ PR_CURVE_PNG = "pr_curve.png"
 PRECISION_AT_K_PNG = "precision_at_k.png"
 
 
+def training_rows(data) -> np.ndarray:
+    """Positions in ``data.database`` of the items of ``data.train``, in the training order.
+
+    Every protocol draws the training items from the database (``dlhash_jax.data.protocols``),
+    so each training index is found among the database indices.
+
+    Raises:
+      ValueError: if a training item is not in the database.
+    """
+    database, train_items = np.asarray(data.database.indices), np.asarray(data.train.indices)
+    order = np.argsort(database, kind="stable")
+    found = np.searchsorted(database, train_items, sorter=order)
+    rows = order[np.minimum(found, len(database) - 1)]
+    missing = database[rows] != train_items
+    if np.any(missing):
+        raise ValueError(
+            f"{int(missing.sum())} training items (e.g. index {int(train_items[missing][0])}) "
+            "are not in the database split; learned training codes cannot replace their "
+            "database codes."
+        )
+    return rows
+
+
+def database_codes(apply_fn, variables, data, *, batch_size: int, train_codes=None):
+    """The database's codes: the network's, with learned codes for the training items.
+
+    Args:
+      apply_fn, variables: the model (codes are ``sign(pre)``).
+      data: a ``RetrievalData``.
+      batch_size: rows per forward pass.
+      train_codes: optional ``[N_train, L]`` ±1 codes of ``data.train``'s items, in its order
+        (a recipe that learns them, ADSH's ``V``); they replace the network's codes at
+        :func:`training_rows`. ``None``: the network encodes the whole database.
+
+    Returns:
+      ``[M, L]`` float32 codes (a dict of them for a cross-modal model without ``train_codes``).
+
+    Raises:
+      ValueError: if ``train_codes`` does not have one row per training item and the
+        database's number of bits, or a training item is not in the database.
+    """
+    codes = models.encode(apply_fn, variables, data.database.inputs, batch_size=batch_size)
+    if train_codes is None:
+        return codes
+    codes = np.array(codes, np.float32)
+    train_codes = np.asarray(train_codes, np.float32)
+    expected = (len(data.train), codes.shape[1])
+    if train_codes.shape != expected:
+        raise ValueError(
+            f"train_codes must have shape [N_train, L] = {expected}, got {train_codes.shape}."
+        )
+    codes[training_rows(data)] = train_codes
+    return codes
+
+
+def describe_database_codes(data) -> str:
+    """How :func:`database_codes` built the database when a recipe learns the training codes."""
+    learned = len(data.train)
+    return (
+        f"learned codes for the {learned} training items, the network's codes for the other "
+        f"{len(data.database) - learned} database items and for the queries"
+    )
+
+
 def evaluate_model(
-    apply_fn, variables, data, *, evaluation: Mapping[str, Any], per_query_ap: bool = False
+    apply_fn,
+    variables,
+    data,
+    *,
+    evaluation: Mapping[str, Any],
+    per_query_ap: bool = False,
+    train_codes=None,
 ) -> dict[str, Any]:
     """Encodes ``data.query`` and ``data.database`` and computes every retrieval metric.
 
@@ -57,6 +133,10 @@ def evaluate_model(
         (``metrics.average_precision`` with the same switches; its mean is ``map`` under
         ``zero_relevant="zero"``), for confidence intervals and paired tests over the queries
         (``dlhash_jax.statistics``). One more ranking pass over the database.
+      train_codes: optional ``[N_train, L]`` learned codes of the training items (a recipe
+        whose ``discrete.train_codes`` gives them: ADSH's ``V``, see
+        ``dlhash_jax.train.restore_for_evaluation``); the database rows of those items take
+        them (:func:`database_codes`), and ``results["database_codes"]`` says so.
 
     Returns:
       The dict of :func:`dlhash_jax.metrics.evaluate_codes`; for a cross-modal model (whose
@@ -69,7 +149,9 @@ def evaluate_model(
     """
     batch_size = evaluation["batch_size"]
     query_codes = models.encode(apply_fn, variables, data.query.inputs, batch_size=batch_size)
-    db_codes = models.encode(apply_fn, variables, data.database.inputs, batch_size=batch_size)
+    db_codes = database_codes(
+        apply_fn, variables, data, batch_size=batch_size, train_codes=train_codes
+    )
     cross_modal = isinstance(query_codes, Mapping)
     evaluate = metrics_lib.evaluate_cross_modal if cross_modal else metrics_lib.evaluate_codes
     switches = {name: evaluation[name] for name in conventions.SWITCHES}
@@ -94,6 +176,8 @@ def evaluate_model(
             scores["per_query_ap"] = metrics_lib.average_precision(
                 queries, database, data.query.labels, data.database.labels, **switches
             ).tolist()
+    if train_codes is not None:
+        results["database_codes"] = describe_database_codes(data)
     return results
 
 
@@ -248,8 +332,16 @@ def evaluate_run(
         run = train.setup_run(train.load_config(workdir), workdir=workdir)
     config = run.config
     which = checkpoint or config.evaluation.checkpoint
-    variables, step, evaluated = train.restore_variables(workdir, run, which=which)
-    results = evaluate_model(run.model.apply, variables, run.data, evaluation=config.evaluation)
+    variables, train_codes, step, evaluated = train.restore_for_evaluation(
+        workdir, run, which=which
+    )
+    results = evaluate_model(
+        run.model.apply,
+        variables,
+        run.data,
+        evaluation=config.evaluation,
+        train_codes=train_codes,
+    )
     results.update(
         method=config.method, protocol=config.protocol, bits=config.bits, checkpoint=evaluated,
         step=int(step),
@@ -262,6 +354,8 @@ def evaluate_run(
         "checkpoint": f"{evaluated} (step {step} of {run.num_steps})",
         "workdir": os.path.abspath(workdir),
     }
+    if train_codes is not None:
+        details["database codes"] = results["database_codes"]
     report = write_report(
         results,
         os.path.join(workdir, EVAL_DIR),

@@ -76,7 +76,7 @@ def run_recipe(
     start = time.perf_counter()
     fitted = train.fit(config, workdir, recipe=recipe)
     train_seconds = time.perf_counter() - start
-    variables, step, checkpoint = train.restore_variables(
+    variables, train_codes, step, checkpoint = train.restore_for_evaluation(
         workdir, fitted.run, which=config.evaluation.checkpoint
     )
     results = evaluate.evaluate_model(
@@ -85,6 +85,7 @@ def run_recipe(
         fitted.run.data,
         evaluation=config.evaluation,
         per_query_ap=per_query_ap,
+        train_codes=train_codes,
     )
     return {
         "train_seconds": train_seconds,

@@ -190,6 +190,8 @@ def main(argv):
         f"{evaluate.map_summary(results)} "
         f"(whole database, {results['checkpoint']} checkpoint, step {results['step']})"
     )
+    if "database_codes" in results:
+        print(f"database codes: {results['database_codes']}")
     print(f"report: {results['report']}")
     return 0
 

@@ -1,5 +1,6 @@
 """Subprocess for the multi-device test: the same DPSH steps on 1 device and on 4 fake devices,
-and the same DCMH steps (cross-modal inputs, alternating networks) on 1 and on 4.
+the same DCMH steps (cross-modal inputs, alternating networks) on 1 and on 4, and the same DSDH
+and ADSH steps (discrete variables updated inside the step) on 1 and on 4.
 
 Runs a few training steps from one initial state with the same global batches in four ways
 (pmap and shard_map, each on 1 device and on 4), blocking on every step, and prints one JSON line
@@ -27,9 +28,11 @@ NUM_STEPS = 4
 GLOBAL_BATCH = 16
 
 
-def run_path(parallel, devices, run, initial_state):
+def run_path(parallel, devices, run, initial_state, steps_per_epoch=None):
     runner = train.ReplicatedStep(
-        train.make_step(run.recipe, run.hparams), parallel=parallel, devices=devices
+        train.make_step(run.recipe, run.hparams, steps_per_epoch=steps_per_epoch),
+        parallel=parallel,
+        devices=devices,
     )
     placed = runner.put_state(initial_state)
     losses = []
@@ -40,6 +43,8 @@ def run_path(parallel, devices, run, initial_state):
         losses.append(float(runner.get(step_metrics)["loss"]))
     bank_replicas = [bank.outputs for bank in runner.replicas(placed.bank)]
     params = runner.get(placed.params)
+    if initial_state.discrete is not None:
+        return params, bank_replicas, losses, runner.replicas(placed.discrete)
     return params, bank_replicas, losses, int(runner.get(placed.step))
 
 
@@ -84,8 +89,40 @@ def main():
             "loss_diff": float(np.max(np.abs(np.array(losses) - np.array(reference[2])))),
             "step": step,
         }
+    for method in ("dsdh", "adsh"):
+        for parallel in ("pmap", "shard_map"):
+            report[f"{method}_{parallel}_4"] = discrete_report(config, devices, method, parallel)
     report["dcmh_pmap_4"] = cross_modal_report(config, devices)
     print(json.dumps(report))
+
+
+def discrete_report(config, devices, method, parallel):
+    """A recipe with discrete variables updated every 2 steps (steps 0 and 2 of 4): the
+    variables, parameters and bank on 4 devices must equal one device's, on every replica."""
+    config = config.copy_and_resolve_references()
+    config.method = method
+    if method == "adsh":
+        config.hparams.inner_epochs = 1
+    run = train.setup_run(config, recipe=methods.get_recipe(method))
+    initial = jax.device_get(
+        train.create_train_state(
+            run.model, run.tx, seed=0, sample_inputs=run.data.train.inputs[:GLOBAL_BATCH],
+            recipe=run.recipe, train_split=run.data.train, hparams=run.hparams,
+        )
+    )
+    reference = run_path("pmap", devices[:1], run, initial, steps_per_epoch=2)
+    params, banks, losses, discrete = run_path(parallel, devices[:4], run, initial,
+                                               steps_per_epoch=2)
+    first = discrete[0]
+    return {
+        "initial_discrete_change": max_abs_diff(reference[3][0], initial.discrete),
+        "param_diff": max_abs_diff(params, reference[0]),
+        "bank_diff": float(np.max(np.abs(banks[0] - reference[1][0]))),
+        "loss_diff": float(np.max(np.abs(np.array(losses) - np.array(reference[2])))),
+        "discrete_diff": max_abs_diff(first, reference[3][0]),
+        "replica_discrete_spread": max(max_abs_diff(d, first) for d in discrete),
+        "num_replicas": len(discrete),
+    }
 
 
 def cross_modal_report(config, devices):

@@ -255,3 +255,77 @@ def test_cross_modal_per_query_ap_is_per_direction():
             per_query, _naive_aps(codes["query"][source], codes["database"][target], *labels),
             atol=1e-12)
         assert results[direction]["map"] == pytest.approx(np.mean(per_query), abs=1e-12)
+
+
+@dataclasses.dataclass
+class _IndexedSplit:
+    inputs: np.ndarray
+    labels: np.ndarray
+    indices: np.ndarray
+
+    def __len__(self):
+        return len(self.indices)
+
+
+@dataclasses.dataclass
+class _IndexedData:
+    query: _IndexedSplit
+    database: _IndexedSplit
+    train: _IndexedSplit
+
+
+def _indexed_data(rng):
+    """A database of items 10..22 (stored in a shuffled order) and a training split drawn from
+    it, so the training items sit at scattered database rows."""
+    def split(indices):
+        indices = np.asarray(indices)
+        return _IndexedSplit(rng.normal(size=(len(indices), 5)).astype(np.float32),
+                             np.eye(3, dtype=np.float32)[indices % 3], indices)
+
+    database = split(rng.permutation(np.arange(10, 23)))
+    train_indices = np.array([21, 12, 17, 10])
+    rows = [int(np.flatnonzero(database.indices == i)[0]) for i in train_indices]
+    train_split = _IndexedSplit(database.inputs[rows], database.labels[rows], train_indices)
+    return _IndexedData(split(np.arange(6)), database, train_split), rows
+
+
+def test_learned_training_codes_replace_the_network_codes_of_those_database_items():
+    rng = np.random.default_rng(6)
+    data, rows = _indexed_data(rng)
+    np.testing.assert_array_equal(evaluate.training_rows(data), rows)
+    variables = {"w": rng.normal(size=(5, 8)).astype(np.float32)}
+    network = np.where(data.database.inputs @ variables["w"] >= 0, 1.0, -1.0)
+    learned = -network[rows]  # codes the network would never give those items
+    codes = evaluate.database_codes(_projection, variables, data, batch_size=4,
+                                    train_codes=learned)
+    expected = network.copy()
+    expected[rows] = learned
+    np.testing.assert_array_equal(codes, expected)
+    np.testing.assert_array_equal(
+        evaluate.database_codes(_projection, variables, data, batch_size=4), network)
+
+    results = evaluate.evaluate_model(_projection, variables, data, evaluation=EVALUATION,
+                                      train_codes=learned)
+    query_codes = np.where(data.query.inputs @ variables["w"] >= 0, 1.0, -1.0)
+    assert results["map"] == pytest.approx(
+        _naive_map(query_codes, expected, data.query.labels, data.database.labels), abs=1e-9)
+    assert results["database_codes"] == (
+        "learned codes for the 4 training items, the network's codes for the other 9 database "
+        "items and for the queries")
+    assert "database_codes" not in evaluate.evaluate_model(
+        _projection, variables, data, evaluation=EVALUATION)
+
+
+def test_learned_training_codes_are_checked():
+    rng = np.random.default_rng(7)
+    data, _ = _indexed_data(rng)
+    variables = {"w": rng.normal(size=(5, 8)).astype(np.float32)}
+    with pytest.raises(ValueError, match=r"train_codes must have shape \[N_train, L\] = "
+                       r"\(4, 8\), got \(3, 8\)"):
+        evaluate.database_codes(_projection, variables, data, batch_size=4,
+                                train_codes=np.ones((3, 8)))
+    outsider = dataclasses.replace(data, train=dataclasses.replace(
+        data.train, indices=np.array([21, 12, 99, 10])))
+    with pytest.raises(ValueError, match=r"1 training items \(e.g. index 99\) are not in the "
+                       r"database split"):
+        evaluate.training_rows(outsider)

@@ -42,7 +42,7 @@ def test_default_config_is_valid():
 @pytest.mark.parametrize(
     "dotted, value, message",
     [
-        ("method", "dpshh", r"Unknown method 'dpshh'; known methods: cnnh, csq, .*, udh\."),
+        ("method", "dpshh", r"Unknown method 'dpshh'; known methods: adsh, cnnh, .*, udh\."),
         ("protocol", "digitz", r"Unknown protocol 'digitz'.*Did you mean 'digits'\?"),
         ("model.backbone", "vit", r"model.backbone must be one of"),
         ("optimizer.name", "lion", r"optimizer.name must be one of"),
@@ -235,6 +235,70 @@ def test_train_step_updates_bank_before_loss_and_applies_sgd():
     assert len(_TRACES) == 1, "the step was traced again: it recompiles every call"
 
 
+def _counting_init(ctx):
+    return {
+        "updates": jnp.zeros((), jnp.int32),
+        "last_step": -jnp.ones((), jnp.int32),
+        "seen": jnp.zeros_like(ctx.bank.outputs),
+    }
+
+
+def _counting_update(discrete, ctx):
+    assert ctx.discrete is discrete and ctx.params is None
+    return {"updates": discrete["updates"] + 1, "last_step": ctx.step, "seen": ctx.bank.outputs}
+
+
+def _counting_loss(outputs, batch, ctx):
+    u = outputs["relaxed"]
+    loss = jnp.mean(u @ ctx.bank.outputs.T)
+    return loss, {"updates": ctx.discrete["updates"].astype(jnp.float32)}
+
+
+_COUNTING_RECIPE = dataclasses.replace(
+    _TOY_RECIPE,
+    name="counting",
+    loss_fn=_counting_loss,
+    default_hparams={"every": 2},
+    discrete=methods.DiscreteUpdate(
+        init=_counting_init, update=_counting_update, every_epochs=lambda h: h["every"]
+    ),
+)
+
+
+def test_discrete_variables_update_every_period_before_the_loss():
+    rng = np.random.default_rng(1)
+    split = types_split(rng.normal(size=(8, 3)), np.eye(2)[rng.integers(0, 2, 8)])
+    config = train.default_config()
+    config.bits = 2
+    config.model.features = ()
+    model = _COUNTING_RECIPE.make_model(config, 2)
+    state = train.create_train_state(
+        model, optax.sgd(0.1), seed=0, sample_inputs=split.inputs[:4], recipe=_COUNTING_RECIPE,
+        train_split=split, hparams={"every": 2},
+    )
+    assert int(state.discrete["updates"]) == 0 and state.discrete["seen"].shape == (8, 2)
+    with pytest.raises(ValueError, match=r"'counting' updates discrete variables every few "
+                       r"epochs; pass steps_per_epoch"):
+        train.make_step(_COUNTING_RECIPE, {"every": 2})
+    # 2 epochs of 2 steps between updates: steps 0, 4 and 8.
+    step_fn = train.make_step(_COUNTING_RECIPE, {"every": 2}, steps_per_epoch=2)
+    runner = train.ReplicatedStep(step_fn, parallel="pmap", devices=jax.devices()[:1])
+    placed = runner.put_state(jax.device_get(state))
+    banks = [np.asarray(state.bank.outputs)]
+    for step in range(9):
+        index = np.array([(2 * step) % 8, (2 * step + 1) % 8], np.int32)
+        batch = {"inputs": split.inputs[index], "labels": split.labels[index], "index": index}
+        placed, step_metrics = runner(placed, runner.put_batch(batch))
+        # The loss of step t already sees the update that starts its period.
+        assert runner.get(step_metrics)["updates"] == step // 4 + 1, step
+        banks.append(runner.get(placed.bank.outputs))
+    discrete = runner.get(placed.discrete)
+    assert int(discrete["updates"]) == 3 and int(discrete["last_step"]) == 8
+    # The update of step 8 saw the bank as steps 0-7 left it, before step 8's rows.
+    np.testing.assert_array_equal(discrete["seen"], banks[8])
+    assert not np.array_equal(banks[8], banks[9])
+
+
 @dataclasses.dataclass
 class _Split:
     inputs: np.ndarray
@@ -265,6 +329,14 @@ def test_pmap_and_shard_map_match_single_device():
         assert result["replica_bank_spread"] == 0.0, (path, result)
     assert report["pmap_4"]["num_replicas"] == 4
     assert report["shard_map_4"]["num_replicas"] == 4
+    for method in ("dsdh", "adsh"):
+        for parallel in ("pmap", "shard_map"):
+            result = report[f"{method}_{parallel}_4"]
+            assert result["initial_discrete_change"] > 0.5, (method, parallel, result)
+            assert result["num_replicas"] == 4
+            assert result["replica_discrete_spread"] == 0.0, (method, parallel, result)
+            for key in ("param_diff", "bank_diff", "loss_diff", "discrete_diff"):
+                assert result[key] < 1e-4, (method, parallel, key, result)
     dcmh = report["dcmh_pmap_4"]
     # Four steps alternate image, text, image, text: both networks moved.
     assert min(dcmh["initial_param_change"].values()) > 1e-4, dcmh
@@ -284,15 +356,17 @@ def _read_jsonl(path):
         return [json.loads(line) for line in f if line.strip()]
 
 
-def test_resume_after_sigkill_matches_uninterrupted_run(tmp_path):
-    config = train_helpers.tiny_config()
+@pytest.mark.parametrize("method", sorted(train_helpers.RESUME_CHANGES))
+def test_resume_after_sigkill_matches_uninterrupted_run(tmp_path, method):
+    config = train_helpers.tiny_config(**train_helpers.RESUME_CHANGES[method])
     reference = train.fit(config, str(tmp_path / "reference"))
 
     workdir = tmp_path / "killed"
     log_path = tmp_path / "worker.log"
     with open(log_path, "w") as log:
         proc = subprocess.Popen(
-            [sys.executable, os.path.join(TESTS_DIR, "resume_worker.py"), str(workdir), "17"],
+            [sys.executable, os.path.join(TESTS_DIR, "resume_worker.py"), str(workdir), "17",
+             method],
             stdout=subprocess.PIPE, stderr=log, text=True, env=_subprocess_env(),
         )
     try:
@@ -317,8 +391,17 @@ def test_resume_after_sigkill_matches_uninterrupted_run(tmp_path):
     _params_equal(resumed.state.params, reference.state.params)
     _params_equal(resumed.state.opt_state, reference.state.opt_state)
     np.testing.assert_array_equal(resumed.state.bank.outputs, reference.state.bank.outputs)
+    # ADSH's codes V, updated at steps 0, 10 and 20, the last one after the resume at step 14.
+    jax.tree.map(np.testing.assert_array_equal, resumed.state.discrete, reference.state.discrete)
     assert (resumed.best_val_map, resumed.best_step) == (
         reference.best_val_map, reference.best_step)
+    if method == "adsh":
+        run = train.setup_run(config, workdir=str(workdir))
+        for which in ("best", "last"):
+            codes = [train.restore_for_evaluation(str(w), run, which=which).train_codes
+                     for w in (workdir, tmp_path / "reference")]
+            np.testing.assert_array_equal(codes[0], codes[1])
+        np.testing.assert_array_equal(codes[0], reference.state.discrete["V"])
 
     # The log of the killed run past its checkpoint was dropped and redone once.
     log = _read_jsonl(workdir / "metrics.jsonl")

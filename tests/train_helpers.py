@@ -32,6 +32,14 @@ def tiny_config(**changes):
     return config
 
 
+# Changes to tiny_config() for the resume tests, per method: ADSH updates its codes V every
+# epoch (10 steps), so updates fall before and after the checkpoint a killed run resumes from.
+RESUME_CHANGES = {
+    "dpsh": {},
+    "adsh": {"method": "adsh", "hparams.inner_epochs": 1},
+}
+
+
 def validation_map_before_and_after(config, workdir):
     """Validation mAP of a run's untrained network, then of the network ``train.fit`` trains.
 

@@ -6,6 +6,7 @@ citation; ``dlhash_jax.train`` runs any of them. Add a method by writing a modul
 ``RECIPE``, one line in ``RECIPES`` and one config file in ``experiments/configs/``.
 """
 
+from dlhash_jax.methods import adsh
 from dlhash_jax.methods import cnnh
 from dlhash_jax.methods import csq
 from dlhash_jax.methods import dbdh
@@ -20,6 +21,7 @@ from dlhash_jax.methods import dnnh
 from dlhash_jax.methods import dpn
 from dlhash_jax.methods import dpsh
 from dlhash_jax.methods import drsch
+from dlhash_jax.methods import dsdh
 from dlhash_jax.methods import dsh
 from dlhash_jax.methods import dsrh
 from dlhash_jax.methods import dsrh_triplet
@@ -43,6 +45,7 @@ from dlhash_jax.methods import udh
 from dlhash_jax.methods._recipe import AXIS_NAME
 from dlhash_jax.methods._recipe import BACKBONES
 from dlhash_jax.methods._recipe import INPUT_FORMS
+from dlhash_jax.methods._recipe import DiscreteUpdate
 from dlhash_jax.methods._recipe import LABEL_KINDS
 from dlhash_jax.methods._recipe import LossContext
 from dlhash_jax.methods._recipe import LossFn
@@ -56,6 +59,7 @@ from dlhash_jax.methods._recipe import cross_modal_network
 from dlhash_jax.methods._recipe import hash_network
 
 RECIPES = {
+    "adsh": adsh.RECIPE,
     "cnnh": cnnh.RECIPE,
     "csq": csq.RECIPE,
     "dbdh": dbdh.RECIPE,
@@ -70,6 +74,7 @@ RECIPES = {
     "dpn": dpn.RECIPE,
     "dpsh": dpsh.RECIPE,
     "drsch": drsch.RECIPE,
+    "dsdh": dsdh.RECIPE,
     "dsh": dsh.RECIPE,
     "dsrh": dsrh.RECIPE,
     "dsrh_triplet": dsrh_triplet.RECIPE,
@@ -112,6 +117,7 @@ __all__ = [
     "AXIS_NAME",
     "BACKBONES",
     "CROSS_MODAL",
+    "DiscreteUpdate",
     "INPUT_FORMS",
     "LABEL_KINDS",
     "LossContext",
@@ -124,6 +130,7 @@ __all__ = [
     "active_group_index",
     "build_backbone",
     "cross_modal_network",
+    "adsh",
     "cnnh",
     "csq",
     "dbdh",
@@ -138,6 +145,7 @@ __all__ = [
     "dpn",
     "dpsh",
     "drsch",
+    "dsdh",
     "dsh",
     "dsrh",
     "dsrh_triplet",

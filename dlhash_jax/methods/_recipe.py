@@ -30,7 +30,18 @@ How the families of the survey (§5) fit this contract:
   ``alternating=("image", "text")`` updates one network per step with the other fixed, as the
   papers' alternating optimisation does. That one declaration drives both the optimizer
   (``dlhash_jax.train.optimizer``) and the step, which hands the loss the group it updates as
-  ``ctx.group`` (:func:`active_group`).
+  ``ctx.group`` (:func:`active_group`);
+- discrete variables updated between network updates by a non-gradient step (DSDH's codes ``B``
+  and classifier ``W``, ADSH's database codes ``V``): ``discrete=DiscreteUpdate(init, update,
+  every_epochs, train_codes)``. ``init`` builds a pytree of arrays once, from the bank of the
+  untrained network; the train state holds it (checkpointed with it, identical on every
+  device); at the start of every ``every_epochs``-th epoch (epoch 0 included) the step replaces
+  it with ``update(discrete, ctx)``, computed on every device from the replicated bank before
+  the batch's rows are refreshed, so the replicas stay equal and a resumed run recomputes
+  exactly what an uninterrupted one did; the loss reads it as ``ctx.discrete``.
+  ``train_codes``, if given, maps it to ``[N, L]`` codes of the training items that evaluation
+  puts in the database in place of the network's codes for those items (ADSH ranks queries
+  against its learned ``V``).
 """
 
 from __future__ import annotations
@@ -123,6 +134,9 @@ class LossContext:
       hparams: the recipe's hyper-parameters (the keys of ``default_hparams``), static.
       group: for an alternating recipe, the parameter group this step updates (one of
         ``recipe.alternating``); ``None`` otherwise.
+      discrete: for a recipe with a :class:`DiscreteUpdate`, its variables (a pytree of
+        arrays, no gradient), already updated when this step starts an update period; ``None``
+        otherwise. ``DiscreteUpdate.update`` receives the current value here too.
     """
 
     params: Any = None
@@ -131,6 +145,58 @@ class LossContext:
     prepared: Any = None
     hparams: Mapping[str, Any] = dataclasses.field(default_factory=dict)
     group: str | None = None
+    discrete: Any = None
+
+
+def _every_epoch(hparams: Mapping[str, Any]) -> int:
+    """One update per epoch."""
+    del hparams  # The default period does not depend on the hyper-parameters.
+    return 1
+
+
+@dataclasses.dataclass(frozen=True)
+class DiscreteUpdate:
+    """Variables a recipe keeps besides the network, updated by a non-gradient step.
+
+    Discrete hashing methods alternate between the network (trained by gradient with these
+    variables fixed) and variables of their own solved with the network fixed: DSDH's training
+    codes ``B`` and classifier ``W`` (closed form and discrete cyclic coordinate descent), ADSH's
+    database codes ``V`` (a bit-wise discrete update). The training loop holds them in
+    ``TrainState.discrete``, checkpoints them, and runs ``update`` inside the replicated step,
+    so every device computes the same values from the same replicated inputs.
+
+    Attributes:
+      init: ``ctx -> pytree`` of arrays, the variables before the first update, computed once on
+        the host; ``ctx`` is a :class:`LossContext` with the bank of the untrained network
+        (``ctx.bank``, or ``None`` without ``bank_output``), ``prepared`` and ``hparams``. Its
+        structure, shapes and dtypes must not depend on the bank's values: the restore
+        template builds it from a bank of zeros.
+      update: ``(discrete, ctx) -> pytree`` of the same structure, shapes and dtypes, a pure
+        jittable function; ``ctx.bank`` is the bank as the previous steps left it (this step's
+        rows not yet refreshed), ``ctx.step`` the number of completed steps, ``ctx.discrete``
+        the current value (also passed first), ``ctx.params`` ``None``. It runs at the start of
+        every step whose ``step`` is a multiple of ``every_epochs(hparams)`` epochs (step 0
+        included), and the loss of that step already sees its result.
+      every_epochs: ``hparams -> int``, epochs between updates (default: every epoch).
+      train_codes: optional ``discrete -> [N, L]`` ±1 codes of the training items, in the order
+        of the training split. When given, evaluation (and validation, which ranks against the
+        training split) uses them as the codes of the training items in the database, and the
+        network's codes for every other item and for the queries (ADSH's learned ``V``).
+    """
+
+    init: Callable[[LossContext], Any]
+    update: Callable[[Any, LossContext], Any]
+    every_epochs: Callable[[Mapping[str, Any]], int] = _every_epoch
+    train_codes: Callable[[Any], Any] | None = None
+
+    def period(self, hparams: Mapping[str, Any], steps_per_epoch: int) -> int:
+        """Steps between two updates: ``every_epochs(hparams) * steps_per_epoch``.
+
+        Raises:
+          ValueError: if either factor is not a positive integer.
+        """
+        epochs = _checks.check_int(self.every_epochs(hparams), "DiscreteUpdate.every_epochs")
+        return epochs * _checks.check_int(steps_per_epoch, "steps_per_epoch")
 
 
 LossFn = Callable[[Mapping[str, jax.Array], Mapping[str, Any], LossContext],
@@ -169,6 +235,9 @@ class Recipe:
         continuation; ``None`` keeps ``β = 1``.
       alternating: names of the model's top-level parameter groups, updated one per step in
         turn (:func:`active_group`); empty: every parameter at every step.
+      discrete: optional :class:`DiscreteUpdate`: variables of the recipe's own, updated
+        between network updates by a non-gradient step and read by the loss as
+        ``ctx.discrete``; ``None`` for none.
     """
 
     name: str
@@ -183,6 +252,7 @@ class Recipe:
     bank_init: str = "outputs"
     beta_schedule: Callable[[Mapping[str, Any]], Callable[[Any], Any]] | None = None
     alternating: tuple[str, ...] = ()
+    discrete: DiscreteUpdate | None = None
 
     def __post_init__(self):
         _checks.check_choice(self.bank_init, ("outputs", "normal"), f"{self.name}: bank_init")

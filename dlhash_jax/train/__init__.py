@@ -7,15 +7,16 @@ The modules, from the bottom up (each imports only those above it in this list):
 - :mod:`~dlhash_jax.train.optimizer`: optax optimizers and schedules (:func:`make_optimizer`,
   with the alternating parameter groups of cross-modal recipes).
 - :mod:`~dlhash_jax.train.state`: :class:`TrainState` (parameters, optimizer state, step, RNG,
-  BatchNorm statistics, the :class:`~dlhash_jax.methods.MemoryBank` and the recipe's prepared
-  data) and :func:`create_train_state`.
+  BatchNorm statistics, the :class:`~dlhash_jax.methods.MemoryBank`, the recipe's prepared
+  data and discrete variables) and :func:`create_train_state`.
 - :mod:`~dlhash_jax.train.step`: :func:`train_step`, the per-device step written once (gradients
   and metrics averaged with ``lax.pmean`` over the axis ``"batch"``; the bank rows of the global
   batch gathered with ``lax.all_gather``), and :class:`ReplicatedStep`, which runs it with
   ``jax.pmap`` (default) or ``jax.shard_map`` over a 1-D mesh.
 - :mod:`~dlhash_jax.train.run`: :class:`Run` (everything fixed for a run) from
   :func:`setup_run`, and the workdir's config and split files.
-- :mod:`~dlhash_jax.train.checkpoints`: orbax checkpoints, :func:`restore_variables`.
+- :mod:`~dlhash_jax.train.checkpoints`: orbax checkpoints, :func:`restore_variables` and
+  :func:`restore_for_evaluation` (with a recipe's learned training codes).
 - :mod:`~dlhash_jax.train.loop`: :func:`fit`, the loop (automatic resume, a non-finite-loss stop,
   tqdm progress, ``metrics.jsonl``, validation mAP and best-checkpoint tracking).
 
@@ -29,6 +30,8 @@ hosts) is not wired in yet: it needs ``jax.distributed.initialize()``, a mesh ov
 
 from dlhash_jax.train.checkpoints import BEST_DIR
 from dlhash_jax.train.checkpoints import CHECKPOINT_DIR
+from dlhash_jax.train.checkpoints import Restored
+from dlhash_jax.train.checkpoints import restore_for_evaluation
 from dlhash_jax.train.checkpoints import restore_variables
 from dlhash_jax.train.config import EVAL_CHECKPOINTS
 from dlhash_jax.train.config import OPTIMIZERS
@@ -72,6 +75,7 @@ __all__ = [
     "OPTIMIZERS",
     "PARALLEL_MODES",
     "ReplicatedStep",
+    "Restored",
     "Run",
     "SCHEDULES",
     "SPLITS_FILE",
@@ -87,6 +91,7 @@ __all__ = [
     "make_step",
     "resolve_hparams",
     "resolved_config",
+    "restore_for_evaluation",
     "restore_variables",
     "select_devices",
     "setup_run",

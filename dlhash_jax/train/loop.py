@@ -10,7 +10,6 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-import flax.serialization
 import ml_collections
 import numpy as np
 import orbax.checkpoint as ocp
@@ -84,21 +83,30 @@ class _MetricLog:
             f.write(json.dumps(record) + "\n")
 
 
-def validation_map(run: Run, variables) -> float:
+def validation_map(run: Run, variables, train_codes=None) -> float:
     """mAP of validation-split codes ranked against training-split codes.
 
     Model selection never sees the queries: the validation items are carved out of the training
     items by the protocol, and the training split plays the database. For cross-modal data the
     value is the mean of the image→text and text→image mAP (validation images against training
     texts and the reverse).
+
+    Args:
+      run: the run.
+      variables: the model variables; they encode the validation split, and the training split
+        unless ``train_codes`` is given.
+      train_codes: optional ``[N, L]`` learned codes of the training items (a recipe whose
+        ``discrete.train_codes`` gives them, ADSH's ``V``: ``run.train_codes(state.discrete)``),
+        ranked instead of the network's codes of the training split, as evaluation does.
     """
     data, evaluation = run.data, run.config.evaluation
     val_codes = models.encode(
         run.model.apply, variables, data.validation.inputs, batch_size=evaluation.batch_size
     )
-    train_codes = models.encode(
-        run.model.apply, variables, data.train.inputs, batch_size=evaluation.batch_size
-    )
+    if train_codes is None:
+        train_codes = models.encode(
+            run.model.apply, variables, data.train.inputs, batch_size=evaluation.batch_size
+        )
     switches = {name: evaluation[name] for name in conventions.SWITCHES}
     if isinstance(val_codes, Mapping):
         both = metrics_lib.cross_modal_map(
@@ -147,8 +155,9 @@ def fit(
     """Trains a recipe as the config says, resuming from the workdir's latest checkpoint.
 
     The data order is a pure function of ``(config.seed, epoch)`` and a checkpoint holds the
-    whole state (bank, optimizer, RNG), so a run interrupted at any point and started again on
-    the same workdir ends with exactly the parameters of an uninterrupted run.
+    whole state (bank, optimizer, RNG, a recipe's discrete variables), so a run interrupted at
+    any point and started again on the same workdir ends with exactly the parameters of an
+    uninterrupted run.
 
     Args:
       config: the run config (see :func:`default_config`); checked by :func:`validate_config`
@@ -194,7 +203,7 @@ def fit(
         ckpt.truncate_metrics(metrics_path, start_step)
 
         runner = ReplicatedStep(
-            make_step(run.recipe, run.hparams),
+            make_step(run.recipe, run.hparams, steps_per_epoch=run.steps_per_epoch),
             parallel=config.parallel,
             devices=select_devices(config),
         )
@@ -241,18 +250,22 @@ def fit(
                     progress.set_postfix(postfix)
             if validate:
                 variables = runner.get(ckpt.variables(placed))
-                val_map = validation_map(run, variables)
+                learned = run.train_codes(runner.get(placed.discrete))
+                val_map = validation_map(run, variables, learned)
                 log.write({"step": step, "val_map": val_map})
                 if best_val_map is None or val_map > best_val_map:
                     best_val_map, best_step = val_map, step
+                    items = ckpt.best_items(variables, learned)
                     best.save(
                         step,
-                        args=ocp.args.Composite(variables=ocp.args.StandardSave(variables)),
+                        args=ocp.args.Composite(
+                            **{name: ocp.args.StandardSave(item) for name, item in items.items()}
+                        ),
                     )
                 postfix["val_map"] = f"{val_map:.4f}"
                 progress.set_postfix(postfix)
             if save:
-                host_state = flax.serialization.to_state_dict(runner.get(placed))
+                host_state = ckpt.state_dict(runner.get(placed))
                 checkpoints.save(
                     step,
                     args=ocp.args.Composite(

@@ -6,7 +6,8 @@ Everything a run produces lives in its workdir::
     split_indices.npz      the protocol's splits (RetrievalData.save_indices)
     metrics.jsonl          one JSON line per logging step and per validation
     checkpoints/<step>/    the latest K full train states (resume from the newest)
-    best/<step>/           the variables with the best validation mAP
+    best/<step>/           the variables with the best validation mAP (and the learned codes of
+                           the training items, for a recipe that learns them: ADSH)
     eval/                  metrics.json, report.md, pr_curve.png, precision_at_k.png
 """
 
@@ -19,6 +20,7 @@ import os
 from typing import Any
 
 import ml_collections
+import numpy as np
 import optax
 
 from dlhash_jax import data as data_lib
@@ -122,6 +124,22 @@ class Run:
     steps_per_epoch: int
     num_steps: int
 
+    @property
+    def learns_train_codes(self) -> bool:
+        """Whether the recipe learns the training items' codes (``discrete.train_codes``)."""
+        return self.recipe.discrete is not None and self.recipe.discrete.train_codes is not None
+
+    def train_codes(self, discrete: Any) -> np.ndarray | None:
+        """The learned ``[N, L]`` codes of the training items, or ``None``.
+
+        ``recipe.discrete.train_codes(discrete)`` as a float32 host array for a recipe that
+        learns them (ADSH's ``V``), from ``discrete``, a train state's ``discrete`` variables;
+        ``None`` when the network gives the training items' codes.
+        """
+        if not self.learns_train_codes:
+            return None
+        return np.asarray(self.recipe.discrete.train_codes(discrete), np.float32)
+
     @functools.cached_property
     def prepared(self) -> Any:
         """``recipe.prepare(data.train, config)``, computed once and only when asked for."""
@@ -173,4 +191,5 @@ def initial_state(run: Run, *, fill_bank: bool) -> TrainState:
         fill_bank=fill_bank,
         batch_size=run.config.evaluation.batch_size,
         prepared=run.prepared,
+        hparams=run.hparams,
     )

@@ -1,8 +1,10 @@
-"""The train state (parameters, optimizer, bank, prepared data, RNG) and batched forward passes."""
+"""The train state (parameters, optimizer, bank, prepared data, discrete variables, RNG) and
+batched forward passes."""
 
 from __future__ import annotations
 
 import functools
+from collections.abc import Mapping
 from typing import Any
 
 import jax
@@ -25,12 +27,16 @@ class TrainState(train_state.TrainState):
       prepared: what the recipe's ``prepare`` computed over the training split (a pytree of
         arrays, read by the loss as ``ctx.prepared``), or ``None``. It never changes during
         training; it is checkpointed with the state so that a resumed run uses the same values.
+      discrete: the variables of the recipe's :class:`~dlhash_jax.methods.DiscreteUpdate` (a
+        pytree of arrays, e.g. DSDH's ``B`` and ``W``), or ``None``; replaced by the step at the
+        start of every update period, identical on every device, checkpointed.
       rng: ``uint32[2]`` key; step ``t`` on device ``d`` uses ``fold_in(fold_in(rng, t), d)``.
     """
 
     model_state: Any
     bank: methods.MemoryBank | None
     prepared: Any
+    discrete: Any
     rng: jax.Array
 
 
@@ -81,8 +87,9 @@ def create_train_state(
     fill_bank: bool = True,
     batch_size: int = 1024,
     prepared: Any = None,
+    hparams: Mapping[str, Any] | None = None,
 ) -> TrainState:
-    """Initialises parameters, optimizer state, RNG, the memory bank and the prepared data.
+    """Initialises parameters, optimizer state, RNG, the bank, prepared data, discrete variables.
 
     The bank starts from the untrained network's outputs on the whole training split (evaluation
     mode), so the first epoch pairs each batch with real outputs rather than with zeros, which
@@ -101,6 +108,8 @@ def create_train_state(
       batch_size: rows per forward pass when filling the bank.
       prepared: ``recipe.prepare(train_split, config)`` for a recipe that has one (the caller
         computes it once: ``dlhash_jax.train.Run.prepared``), else ``None``.
+      hparams: the recipe's hyper-parameters, for a recipe with ``discrete`` (its ``init``
+        reads them); ``None``: the recipe's defaults.
 
     Returns:
       A :class:`TrainState` with ``step`` 0.
@@ -138,13 +147,23 @@ def create_train_state(
             f"Method {recipe.name!r} prepares data over the training split before training; pass "
             "prepared=recipe.prepare(train_split, config)."
         )
+    prepared = jax.tree.map(jnp.asarray, prepared)
+    discrete = None
+    if recipe.discrete is not None:
+        context = methods.LossContext(
+            bank=bank,
+            prepared=prepared,
+            hparams=dict(recipe.default_hparams if hparams is None else hparams),
+        )
+        discrete = jax.tree.map(jnp.asarray, recipe.discrete.init(context))
     state = TrainState.create(
         apply_fn=model.apply,
         params=params,
         tx=tx,
         model_state=variables,
         bank=bank,
-        prepared=jax.tree.map(jnp.asarray, prepared),
+        prepared=prepared,
+        discrete=discrete,
         rng=rng,
     )
     return state.replace(step=jnp.zeros((), jnp.int32))

@@ -33,6 +33,8 @@ def train_step(
     bank_output: str | None = None,
     beta_fn: Callable[[jax.Array], jax.Array] | None = None,
     alternating: Sequence[str] = (),
+    discrete: methods.DiscreteUpdate | None = None,
+    discrete_period: int = 1,
     axis_name: str = AXIS_NAME,
 ) -> tuple[TrainState, dict[str, jax.Array]]:
     """One optimisation step on one device's share of the global batch.
@@ -52,6 +54,11 @@ def train_step(
     an alternating recipe only the branch of the group updated at this step runs
     (:func:`dlhash_jax.methods.active_group`), with that group's name as ``ctx.group``.
 
+    A recipe's discrete variables (``state.discrete``) are replaced first, when ``state.step``
+    is a multiple of ``discrete_period``, by ``discrete.update`` of the bank as the previous
+    steps left it (``lax.cond``: other steps skip the work). Its inputs are replicated, so
+    every device computes the same variables, and the loss reads them as ``ctx.discrete``.
+
     Args:
       state: the replicated :class:`TrainState`.
       batch: local batch, ``{"inputs": [b, ...], "labels": [b, C], "index": int32 [b]}``.
@@ -60,6 +67,8 @@ def train_step(
       bank_output: key of the model output kept in ``state.bank``, or ``None``.
       beta_fn: optional schedule ``step -> β`` passed to the model; ``None`` uses ``β = 1``.
       alternating: the recipe's parameter groups updated in turn (empty: none).
+      discrete: the recipe's :class:`~dlhash_jax.methods.DiscreteUpdate`, or ``None``.
+      discrete_period: steps between two discrete updates (static).
       axis_name: the mapped device axis.
 
     Returns:
@@ -71,6 +80,20 @@ def train_step(
     )
     beta = 1.0 if beta_fn is None else beta_fn(state.step)
     mutable = list(state.model_state)
+    discrete_state = state.discrete
+    if discrete is not None:
+        update_ctx = methods.LossContext(
+            bank=state.bank,
+            step=state.step,
+            prepared=state.prepared,
+            hparams=hparams,
+            discrete=state.discrete,
+        )
+        discrete_state = lax.cond(
+            state.step % discrete_period == 0,
+            lambda: discrete.update(state.discrete, update_ctx),
+            lambda: state.discrete,
+        )
 
     def local_loss(params):
         variables = {"params": params, **state.model_state}
@@ -91,7 +114,12 @@ def train_step(
             index = lax.all_gather(batch["index"], axis_name, tiled=True, to="invarying")
             bank = bank.replace(outputs=bank.outputs.at[index].set(rows.astype(bank.outputs.dtype)))
         ctx = methods.LossContext(
-            params=params, bank=bank, step=state.step, prepared=state.prepared, hparams=hparams
+            params=params,
+            bank=bank,
+            step=state.step,
+            prepared=state.prepared,
+            hparams=hparams,
+            discrete=discrete_state,
         )
         if alternating:
             loss, terms = methods.active_group(
@@ -113,7 +141,9 @@ def train_step(
     grads = lax.pmean(grads, axis_name)
     model_state = lax.pmean(model_state, axis_name)
     step_metrics = lax.pmean({"loss": loss, **terms}, axis_name)
-    new_state = state.apply_gradients(grads=grads, model_state=model_state, bank=bank)
+    new_state = state.apply_gradients(
+        grads=grads, model_state=model_state, bank=bank, discrete=discrete_state
+    )
     return new_state, step_metrics
 
 
@@ -203,9 +233,29 @@ class ReplicatedStep:
         return new_state, step_metrics
 
 
-def make_step(recipe: methods.Recipe, hparams: Mapping[str, Any]):
-    """``train_step`` with the recipe's static parts bound."""
+def make_step(
+    recipe: methods.Recipe, hparams: Mapping[str, Any], *, steps_per_epoch: int | None = None
+):
+    """``train_step`` with the recipe's static parts bound.
+
+    Args:
+      recipe: the method.
+      hparams: its hyper-parameters.
+      steps_per_epoch: steps in one pass over the training split; needed by a recipe with
+        ``discrete`` (its update period is counted in epochs).
+
+    Raises:
+      ValueError: if the recipe has ``discrete`` and ``steps_per_epoch`` is not given.
+    """
     beta_fn = None if recipe.beta_schedule is None else recipe.beta_schedule(hparams)
+    period = 1
+    if recipe.discrete is not None:
+        if steps_per_epoch is None:
+            raise ValueError(
+                f"Method {recipe.name!r} updates discrete variables every few epochs; pass "
+                "steps_per_epoch to make_step."
+            )
+        period = recipe.discrete.period(hparams, steps_per_epoch)
     return functools.partial(
         train_step,
         loss_fn=recipe.loss_fn,
@@ -213,6 +263,8 @@ def make_step(recipe: methods.Recipe, hparams: Mapping[str, Any]):
         bank_output=recipe.bank_output,
         beta_fn=beta_fn,
         alternating=recipe.alternating,
+        discrete=recipe.discrete,
+        discrete_period=period,
     )
 
 
