@@ -30,8 +30,13 @@ def test_tables_rows_columns_and_taxonomy():
     # mAP columns get a confidence interval and significance marks; the others do not.
     assert [c.interval for c in DIGITS.columns] == [True, False]
     assert [c.interval for c in CROSS_MODAL.columns] == [True, True, False, False]
-    assert MOSAIC.methods == (
-        "csq", "dpn", "dsrh", "idhn", "order_sensitive", "orthohash", "lsh", "pcah", "itq", "sh")
+    # Every supervised single-modality recipe, single-label ones included.
+    supervised = tuple(name for name, recipe in methods.RECIPES.items()
+                       if recipe.taxonomy.supervised and not recipe.cross_modal)
+    assert MOSAIC.methods == (*supervised, "lsh", "pcah", "itq", "sh")
+    assert {"dpsh", "dsh", "dnnh", "hashnet", "sdh", "dsrh", "idhn", "dpn"} <= set(supervised)
+    assert not {"dh", "udh", "fingerprint", "knn_graph", "dcmh"} & set(supervised)
+    assert reproduce.table_bits("digits_mosaic") == (32,)
     assert [c.header for c in MOSAIC.columns] == ["mAP (database)", "NDCG@100", "ACG@100"]
     # csq trains on multi-hot labels there, whatever its single-label row says on digits.
     assert results_table.row_taxonomy(MOSAIC, "csq") == "multi × single"
@@ -100,18 +105,18 @@ def test_plan_defaults_to_every_row_of_both_tables(tmp_path):
     assert [name for name, _ in plans] == ["digits", "digits_mosaic"]
     digits_tasks, mosaic_tasks = plans[0][1], plans[1][1]
     assert len(digits_tasks) == len(DIGITS.methods) * 2 * 3
-    assert len(mosaic_tasks) == (6 + 4) * 2 * 3
-    assert mosaic_tasks[0] == {"table": "digits_mosaic", "method": "csq", "bits": 16, "seed": 0,
+    assert len(mosaic_tasks) == len(MOSAIC.methods) * 2 * 3
+    first = MOSAIC.methods[0]
+    assert mosaic_tasks[0] == {"table": "digits_mosaic", "method": first, "bits": 16, "seed": 0,
                                "workdir": str(tmp_path / "digits_mosaic")}
-    assert [t["method"] for t in mosaic_tasks[::6]] == [
-        "csq", "dpn", "dsrh", "idhn", "order_sensitive", "orthohash", "lsh", "pcah", "itq", "sh"]
+    assert [t["method"] for t in mosaic_tasks[::6]] == list(MOSAIC.methods)
 
 
 def test_plan_methods_pick_rows_of_each_table():
-    plans = reproduce.plan(["digits", "digits_mosaic"], ["itq", "dsrh", "dpsh"], [32], [0], "w")
+    plans = reproduce.plan(["digits", "digits_mosaic"], ["itq", "dsrh", "udh"], [32], [0], "w")
     assert [(name, [t["method"] for t in tasks]) for name, tasks in plans] == [
-        ("digits", ["itq", "dsrh", "dpsh"]), ("digits_mosaic", ["itq", "dsrh"])]
-    only_digits = reproduce.plan(["digits_mosaic", "digits"], ["dpsh"], [32], [0], "w")
+        ("digits", ["itq", "dsrh", "udh"]), ("digits_mosaic", ["itq", "dsrh"])]
+    only_digits = reproduce.plan(["digits_mosaic", "digits"], ["udh"], [32], [0], "w")
     assert [name for name, _ in only_digits] == ["digits"]
 
 
@@ -120,9 +125,8 @@ def test_plan_methods_pick_rows_of_each_table():
     [
         ([], None, r"No table to produce; tables: digits, mnist5k, digits_mosaic"),
         (["digits", "mosaic"], None, r"Unknown table\(s\) \['mosaic'\]; tables: digits, "),
-        (["digits_mosaic"], ["dpsh", "lsh"],
-         r"Method\(s\) \['dpsh'\] are rows of none of the tables \(digits_mosaic: csq, dpn, dsrh, "
-         r"idhn, order_sensitive, orthohash, lsh, pcah, itq, sh\)"),
+        (["digits_mosaic"], ["udh", "lsh"],
+         r"Method\(s\) \['udh'\] are rows of none of the tables \(digits_mosaic: adsh, cnnh, "),
     ],
 )
 def test_plan_refuses_bad_tables_and_methods(tables, chosen, message):
@@ -136,31 +140,34 @@ def test_flags_parse_and_reach_the_plan():
                      "--bits=32", "--seeds=1", "--workers=1"])
         assert reproduce._TABLES.value == ["digits_mosaic"]
         assert reproduce._METHODS.value == ["csq", "lsh"]
-        flags.FLAGS(["reproduce.py", "--tables=digits_mosaic", "--methods=dpsh"])
-        with pytest.raises(app.UsageError, match=r"Method\(s\) \['dpsh'\] are rows of none"):
+        flags.FLAGS(["reproduce.py", "--tables=digits_mosaic", "--methods=udh"])
+        with pytest.raises(app.UsageError, match=r"Method\(s\) \['udh'\] are rows of none"):
             reproduce.main(["reproduce.py"])
     assert reproduce._TABLES.default == [
         "digits", "mnist5k", "digits_mosaic", "digits_mosaic_tags"]
     assert reproduce._BITS.default is None  # each table's own code lengths
 
 
-def test_mosaic_rows_are_the_single_modality_configs_with_mosaic_settings():
-    with_mosaic = set()
-    for name in configs.names():
-        with open(f"{configs.CONFIGS_DIR}/{name}.py") as f:
-            if name in methods.RECIPES and '"digits_mosaic": {' in f.read():
-                with_mosaic.add(name)
-    assert set(MOSAIC.recipes) == {n for n in with_mosaic if not methods.RECIPES[n].cross_modal}
-
-
-@pytest.mark.parametrize("method", [*MOSAIC.recipes, "dpsh"])
-def test_mosaic_configs_are_valid_with_the_test_sessions_four_devices(method):
-    # dpsh has no digits_mosaic settings of its own: configs/base.py's defaults must be valid.
-    config = reproduce.load_config("digits_mosaic", method, 16, 1)
+@pytest.mark.parametrize("method", MOSAIC.recipes)
+def test_every_mosaic_row_trains_the_common_budget_with_its_own_choice(method):
+    config = reproduce.load_config("digits_mosaic", method, 32, 1)
     assert (config.protocol, config.bits, config.seed, config.num_devices) == (
-        "digits_mosaic", 16, 1, 1)
+        "digits_mosaic", 32, 1, 1)
     assert config.progress_bar is False
+    assert (config.model.backbone, tuple(config.model.features)) == ("mlp", (256, 256))
+    steps = config.num_epochs * configs.base.MOSAIC_TRAIN_SIZE // config.batch_size
+    assert steps == configs.base.MOSAIC_STEPS == 2400
     assert train.validate_config(config) is methods.get_recipe(method)
+    # Every method file states the rate and batch it chose on validation for the mosaics.
+    with open(f"{configs.CONFIGS_DIR}/{method}.py") as f:
+        assert "base.mosaic_settings(" in f.read()
+
+
+def test_mosaic_settings_keep_the_budget_and_refuse_a_batch_that_breaks_it():
+    assert configs.base.mosaic_settings(learning_rate=3e-3, batch_size=200) == {
+        "optimizer.learning_rate": 3e-3, "batch_size": 200, "num_epochs": 480}
+    with pytest.raises(ValueError, match="batch_size 64 does not give whole epochs"):
+        configs.base.mosaic_settings(learning_rate=1e-3, batch_size=64)
 
 
 def test_run_one_fills_the_tables_columns(monkeypatch):
