@@ -125,7 +125,7 @@ def test_config_defaults():
     assert "--config=experiments/configs/orthohash.py:digits,bits=32" in doc
     assert "--config=experiments/configs/orthohash.py:digits_mosaic,bits=32" in doc
     mosaic = orthohash_config.get_config("digits_mosaic,bits=32")
-    assert mosaic.model.backbone == "convnet" and mosaic.num_devices == 1
+    assert mosaic.model.backbone == "mlp" and mosaic.num_devices == 1
     assert train.validate_config(mosaic) is orthohash.RECIPE
 
 
