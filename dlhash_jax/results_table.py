@@ -367,6 +367,7 @@ def format_section(
     command: str,
     environment: Mapping[str, str],
     seconds: float,
+    resumed: int = 0,
 ) -> str:
     """One table's section of a report.
 
@@ -375,7 +376,9 @@ def format_section(
       table: the table.
       command: the command line that produced the records.
       environment: ``{name: value}`` lines describing the machine (:func:`environment`).
-      seconds: the wall time of the whole table.
+      seconds: the wall time of the whole table, or of this invocation's runs when ``resumed``.
+      resumed: how many of ``records`` an earlier invocation made (``--resume``); their wall
+        time is not in ``seconds``, and the section says so.
 
     Returns:
       Markdown: the heading, the command, the environment and wall time, ``table.description``,
@@ -392,7 +395,12 @@ def format_section(
         "```",
         "",
         *(f"- {name}: {value}" for name, value in environment.items()),
-        f"- wall time of the whole table: {seconds:.0f} s",
+        (
+            f"- wall time of the whole table: {seconds:.0f} s"
+            if not resumed
+            else f"- wall time: {seconds:.0f} s for {len(records) - resumed} runs; {resumed} runs "
+            "kept from an earlier invocation that stopped (`--resume`), their time not included"
+        ),
         "",
         table.description,
         "",

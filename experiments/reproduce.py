@@ -1,14 +1,14 @@
 """The results tables: recipes and the classic baselines, by protocol, code length and seed.
 
-Commands (the full report, all four tables; on 2 CPU cores about 14 minutes for ``digits``,
-``digits_mosaic`` and ``digits_mosaic_tags`` (9-10, 2-3 and 1-2) plus, by an estimate from
-single runs (about 30 s of one core each), 35-40 for ``mnist5k``'s 135 deep runs):
+Commands (the full report, all four tables; measured on 2 CPU cores that other jobs shared, at a
+load of 6-7: ``digits`` 14 minutes, ``digits_mosaic`` 6.5, ``mnist5k`` about 34 and
+``digits_mosaic_tags`` 1.5; on a quiet machine the runs take about half that CPU time):
 
     .venv/bin/python -m experiments.reproduce
 
 One table (``--tables`` names them: ``digits``, every single-modality recipe; ``mnist5k``, every
 single-label supervised recipe on 5,000 real MNIST digits at 12, 24 and 48 bits; ``digits_mosaic``,
-the multi-label recipes; ``digits_mosaic_tags``, the cross-modal recipes against CCA+ITQ in both
+every supervised recipe on multi-label mosaics at 32 bits; ``digits_mosaic_tags``, the cross-modal recipes against CCA+ITQ in both
 directions), or a subset, e.g. two methods and LSH at 32 bits with one seed:
 
     .venv/bin/python -m experiments.reproduce --tables=digits_mosaic
@@ -46,7 +46,9 @@ Runs are spread over ``--workers`` processes (2: one per core of the reference m
 with single-threaded XLA so two runs do not fight over the cores, and compiled programs are kept
 in JAX's persistent cache (``--workdir/jax_cache``), so the seeds of a method after the first
 skip most compilation. A run that fails is a row saying so, with its error listed under its
-table; the other runs go on.
+table; the other runs go on. If the whole invocation stops (a killed worker, a reboot),
+``--resume`` keeps the runs a table's ``results.jsonl`` already holds and runs the rest; the
+section then says how many runs it kept.
 """
 
 from __future__ import annotations
@@ -95,6 +97,12 @@ _OUTPUT = flags.DEFINE_string(
     "output", "RESULTS.md", "The Markdown report; the sections of the tables run are replaced."
 )
 _WORKERS = flags.DEFINE_integer("workers", 2, "Worker processes (runs in parallel).")
+_RESUME = flags.DEFINE_bool(
+    "resume",
+    False,
+    "Keep the runs already recorded without an error in --workdir/<table>/results.jsonl (of an "
+    "invocation that stopped) and run only the others.",
+)
 
 
 # Code lengths of the tables (--bits overrides them for every table).
@@ -314,11 +322,46 @@ def _worker_setup() -> None:
     logging.set_verbosity(logging.ERROR)
 
 
-def _run_table(pool, tasks: Sequence[Mapping], results_path: str) -> list[dict]:
-    """Runs ``tasks`` on ``pool``, logging each record to ``results_path`` as it comes."""
+def recorded_runs(results_path: str) -> list[dict]:
+    """The records in ``results_path`` (one JSON object per line) without an error; a missing
+    file or a line cut short by a crash counts as no record."""
+    if not os.path.exists(results_path):
+        return []
+    records = []
+    with open(results_path) as f:
+        for line in f:
+            try:
+                record = json.loads(line)
+            except json.JSONDecodeError:
+                continue
+            if not record.get("error"):
+                records.append(record)
+    return records
+
+
+def _run_key(task: Mapping) -> tuple:
+    return task["method"], task["bits"], task["seed"]
+
+
+def split_done(tasks: Sequence[Mapping], results_path: str) -> tuple[list[dict], list[Mapping]]:
+    """``(kept, todo)``: the recorded runs of ``results_path`` that are among ``tasks`` (see
+    :func:`recorded_runs`), and the tasks not recorded yet, in their order."""
+    wanted = {_run_key(task) for task in tasks}
+    kept = [r for r in recorded_runs(results_path) if _run_key(r) in wanted]
+    done = {_run_key(r) for r in kept}
+    return kept, [task for task in tasks if _run_key(task) not in done]
+
+
+def _run_table(pool, tasks: Sequence[Mapping], results_path: str, kept: Sequence[dict] = ()
+               ) -> list[dict]:
+    """Runs ``tasks`` on ``pool``, logging each record to ``results_path`` (after the ``kept``
+    records of an earlier invocation) as it comes."""
     records = []
     first = TABLES[tasks[0]["table"]].columns[0]
     with open(results_path, "w") as log:
+        for record in kept:
+            log.write(json.dumps(record) + "\n")
+        log.flush()
         for record in pool.map(run_one, tasks):
             records.append(record)
             log.write(json.dumps(record) + "\n")
@@ -375,14 +418,16 @@ def main(argv):
             table = TABLES[name]
             os.makedirs(tasks[0]["workdir"], exist_ok=True)
             results_path = os.path.join(tasks[0]["workdir"], "results.jsonl")
+            kept, todo = split_done(tasks, results_path) if _RESUME.value else ([], tasks)
             start = time.perf_counter()
-            records = _run_table(pool, tasks, results_path)
+            records = kept + (_run_table(pool, todo, results_path, kept) if todo else [])
             section = results_table.format_section(
                 records,
                 table,
                 command=command,
                 environment=results_table.environment(),
                 seconds=time.perf_counter() - start,
+                resumed=len(kept),
             )
             report = ""
             if os.path.exists(_OUTPUT.value):

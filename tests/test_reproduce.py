@@ -4,6 +4,8 @@ The aggregation and formatting it calls are tested in test_results_table.py, the
 recipe runs in test_experiment.py.
 """
 
+import json
+
 import pytest
 from absl import app
 from absl import flags
@@ -234,3 +236,29 @@ def test_table_descriptions_are_fully_formatted():
     for name, table in reproduce.TABLES.items():
         assert "{" not in table.description and "}" not in table.description, name
         assert "`ties=index`" in table.description or name == "digits_mosaic_tags", name
+
+
+def test_resume_keeps_the_recorded_runs_and_plans_the_rest(tmp_path):
+    tasks = dict(reproduce.plan(["mnist5k"], ["dpsh", "lsh"], [12], [0, 1], str(tmp_path)))[
+        "mnist5k"]
+    path = tmp_path / "results.jsonl"
+    good = {"table": "mnist5k", "method": "dpsh", "bits": 12, "seed": 0, "map": 0.5}
+    failed = {"table": "mnist5k", "method": "dpsh", "bits": 12, "seed": 1, "error": "boom"}
+    other = {"table": "mnist5k", "method": "csq", "bits": 12, "seed": 0, "map": 0.7}
+    # The last line was cut short by the crash that stopped the run.
+    path.write_text("\n".join(json.dumps(r) for r in (good, failed, other)) + '\n{"table": "mn')
+    assert reproduce.recorded_runs(str(path)) == [good, other]
+    kept, todo = reproduce.split_done(tasks, str(path))
+    assert kept == [good]  # csq is not among the tasks; the failed run is run again
+    assert [(t["method"], t["seed"]) for t in todo] == [("dpsh", 1), ("lsh", 0), ("lsh", 1)]
+    assert reproduce.split_done(tasks, str(tmp_path / "missing.jsonl")) == ([], tasks)
+
+
+def test_a_resumed_section_says_which_runs_its_wall_time_covers():
+    records = [{"method": "dpsh", "bits": 32, "seed": s, "map": 0.9,
+                "precision_within_radius_2": 0.8, "train_seconds": 5.0} for s in (0, 1, 2)]
+    section = results_table.format_section(records, DIGITS, command="c", environment={},
+                                           seconds=12, resumed=2)
+    assert ("- wall time: 12 s for 1 runs; 2 runs kept from an earlier invocation that stopped "
+            "(`--resume`), their time not included") in section
+    assert "wall time of the whole table" not in section
