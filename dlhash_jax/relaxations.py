@@ -1,8 +1,10 @@
-"""Relaxations of ``sgn``: straight-through sign, scaled tanh, and β-continuation schedules.
+"""Relaxations of ``sgn``: straight-through sign, BiHalf's batch split, scaled tanh, and
+β-continuation schedules.
 
 Survey §4.5. ``sgn`` has zero gradient almost everywhere, so a network that ends in it cannot be
 trained by back-propagation. The two families here either keep the exact ``sgn`` in the forward
-pass and substitute a surrogate gradient (:func:`sign_ste`), or replace ``sgn`` by a smooth
+pass and substitute a surrogate gradient (:func:`sign_ste`; :func:`bihalf_sign`, whose forward
+pass splits each bit at the batch median), or replace ``sgn`` by a smooth
 function that approaches it as a sharpness ``β`` grows (:func:`scaled_tanh`, with ``β`` raised
 during training by :func:`continuation_schedule`, the HashNet recipe).
 """
@@ -66,6 +68,104 @@ def sign_ste(x: jax.typing.ArrayLike, *, clipped: bool = False) -> jax.Array:
       Array([1., 1., 0.], dtype=float32)
     """
     return _sign_ste(jnp.asarray(x), bool(clipped))
+
+
+def _half_split(u: jax.Array) -> jax.Array:
+    """Per column, ``+1`` for the ``⌊N/2⌋`` largest entries and ``−1`` for the others."""
+    n = u.shape[0]
+    # The rank of each entry in its column, largest first; equal values rank by row (stable).
+    order = jnp.argsort(-u, axis=0, stable=True)
+    rank = jnp.argsort(order, axis=0, stable=True)
+    return jnp.where(rank < n // 2, 1.0, -1.0).astype(u.dtype)
+
+
+@jax.custom_vjp
+def _bihalf_sign(u: jax.Array, gamma: jax.Array) -> jax.Array:
+    return _half_split(u)
+
+
+def _bihalf_sign_fwd(u, gamma):
+    b = _half_split(u)
+    return b, (u, b, gamma)
+
+
+def _bihalf_sign_bwd(residuals, g):
+    u, b, gamma = residuals
+    # The authors' backward: the cotangent passed straight through, plus the gradient of the
+    # quantization penalty (γ / 2NL) ‖U − B‖² with B held fixed.
+    return g + gamma * (u - b) / u.size, jnp.zeros_like(gamma)
+
+
+_bihalf_sign.defvjp(_bihalf_sign_fwd, _bihalf_sign_bwd)
+
+
+def bihalf_sign(u: jax.typing.ArrayLike, *, gamma: jax.typing.ArrayLike = 6.0) -> jax.Array:
+    """BiHalf's binarisation: each bit splits the batch in half at its median.
+
+    Forward: for every bit (column ``k`` of ``U``), the ``⌊N/2⌋`` samples of the batch with the
+    largest ``U_ik`` get ``B_ik = +1`` and the other ``⌈N/2⌉`` get ``−1`` (equal values are
+    ranked by row, the earlier row first), so every bit is ``+1`` on half the batch: the
+    maximum-entropy code distribution. This is the optimal transport of the batch's values of
+    each bit onto the half-half distribution of ``{−1, +1}`` (the sorted assignment).
+
+    Backward (reverse mode only; ``jax.custom_vjp``): with ``G = ∂L/∂B`` the cotangent of the
+    output,
+
+        ∂L/∂U = G + (γ / (N·L)) (U − B),
+
+    the straight-through gradient plus that of a quantization penalty ``(γ / 2NL) ‖U − B‖²_F``
+    with ``B`` held fixed, which pulls the continuous values towards their codes (the paper's
+    penalised Wasserstein objective). The extra term does not depend on ``G``: it is added
+    once per backward pass through the layer, however the loss is scaled, as in the authors'
+    PyTorch layer; a cotangent that is symbolically zero (the output unused) skips it.
+
+    Not in the survey (§4.5 lists smooth relaxations only). The batch statistics make the codes
+    of an item depend on the rest of its batch; the paper binarises test items with
+    ``sgn(U)`` (:func:`dlhash_jax.codes.sign`), as this library's evaluation does.
+
+    References:
+      Yunqiang Li & Jan van Gemert, "Deep unsupervised image hashing by maximizing bit
+      entropy", AAAI 2021 (arXiv:2012.12334); the ``γ`` scaling ``(U − B) / (N·L)`` and
+      ``γ = 6`` (image hashing; 1 for the MNIST autoencoder) are those of the authors' code
+      (liyunqianggyn/Deep-Unsupervised-Image-Hashing, ``ImageHashing/*.py``).
+
+    Args:
+      u: ``[N, L]`` continuous outputs of a batch (``N ≥ 2``).
+      gamma: non-negative weight ``γ`` of the quantization gradient (keyword-only); a traced
+        scalar is accepted unchecked. ``γ = 0`` is the plain straight-through gradient.
+
+    Returns:
+      ``[N, L]`` codes in {−1, +1}, of the dtype of ``u`` (float32 for integer input).
+
+    Raises:
+      ValueError: if ``u`` is not ``[N, L]`` with ``N ≥ 2``, or ``gamma`` is not a non-negative
+        real number (or, traced, not a scalar).
+
+    Examples:
+      >>> u = jnp.array([[0.3, -2.0], [0.1, 5.0], [0.7, 1.0], [0.2, 0.0]])
+      >>> bihalf_sign(u)
+      Array([[ 1., -1.],
+             [-1.,  1.],
+             [ 1.,  1.],
+             [-1., -1.]], dtype=float32)
+      >>> # N·L = 2: ∂/∂U of Σ B is 1 + 4 (U − B); B = [+1, −1] for U = [0.3, 0.1].
+      >>> jax.grad(lambda u: bihalf_sign(u, gamma=8.0).sum())(u[:2, :1])
+      Array([[-1.8],
+             [ 5.4]], dtype=float32)
+    """
+    if isinstance(gamma, jax.Array):
+        if jnp.ndim(gamma) != 0:
+            raise ValueError(f"gamma must be a scalar, got shape {jnp.shape(gamma)}.")
+    elif isinstance(gamma, bool) or not isinstance(gamma, numbers.Real) or not gamma >= 0:
+        raise ValueError(f"gamma must be a non-negative real number, got {gamma!r}.")
+    if jnp.ndim(u) != 2:
+        raise ValueError(f"u must have shape [N, L], got shape {jnp.shape(u)}.")
+    if jnp.shape(u)[0] < 2:
+        raise ValueError(
+            f"u must hold a batch of at least 2 rows to split in half, got shape {jnp.shape(u)}."
+        )
+    u = jnp.asarray(u, jnp.result_type(u, jnp.float32))
+    return _bihalf_sign(u, jnp.asarray(gamma, u.dtype))
 
 
 def scaled_tanh(x: jax.typing.ArrayLike, beta: jax.typing.ArrayLike) -> jax.Array:

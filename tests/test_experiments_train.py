@@ -54,7 +54,7 @@ def test_missing_config_file_names_it_and_lists_the_config_files(tmp_path):
     assert len(lines) == 1 and "Traceback" not in relative.stderr
     assert lines[0].startswith(
         f"error: config file 'experiments/configs/zzqx.py' does not exist (relative to "
-        f"{tmp_path}); the config files in {configs.CONFIGS_DIR}: adsh.py, cnnh.py, ")
+        f"{tmp_path}); the config files in {configs.CONFIGS_DIR}: adsh.py, ")
     assert " dpsh.py, " in lines[0] and "base.py" not in lines[0]
     typo = _run(tmp_path, "-m", "experiments.train",
                 f"--config={os.path.join(configs.CONFIGS_DIR, 'dpsj.py')}:digits")

@@ -1,5 +1,6 @@
 """Tests of dlhash_jax.relaxations against closed forms, hand-computed values and HashNet's loop."""
 
+import doctest
 import math
 
 import jax
@@ -148,3 +149,134 @@ def test_continuation_schedule_under_jit_compiles_once():
 def test_continuation_schedule_rejects_bad_hyperparameters(kwargs, match):
     with pytest.raises(ValueError, match=match):
         relaxations.continuation_schedule(**kwargs)
+
+
+def ref_bihalf(u):
+    """Per column, rank the rows by value (largest first, ties by row): the first ⌊N/2⌋ get +1."""
+    n, bits = u.shape
+    b = -np.ones((n, bits))
+    for k in range(bits):
+        ranked = sorted(range(n), key=lambda i: (-u[i, k], i))
+        for i in ranked[: n // 2]:
+            b[i, k] = 1.0
+    return b
+
+
+@pytest.mark.parametrize("shape", [(2, 1), (5, 3), (8, 6), (33, 4)])
+def test_bihalf_sign_forward_matches_loop_and_halves_every_bit(shape):
+    u = np.random.default_rng(sum(shape)).normal(size=shape).astype(np.float32)
+    out = jax.jit(relaxations.bihalf_sign)(u)
+    assert out.dtype == jnp.float32 and out.shape == shape
+    np.testing.assert_array_equal(out, ref_bihalf(u))
+    np.testing.assert_array_equal(np.sum(np.asarray(out) > 0, axis=0), shape[0] // 2)
+    # The split is by rank, not by sign: shifting a column leaves its codes unchanged.
+    np.testing.assert_array_equal(relaxations.bihalf_sign(u + 10.0), out)
+
+
+def test_bihalf_sign_hand_cases_and_ties():
+    u = np.array([[0.3, -2.0], [0.1, 5.0], [0.7, 1.0], [0.2, 0.0]], np.float32)
+    expected = [[1, -1], [-1, 1], [1, 1], [-1, -1]]
+    np.testing.assert_array_equal(relaxations.bihalf_sign(u), expected)
+    # A constant column: the earlier rows get +1. An odd batch: ⌊5/2⌋ = 2 items get +1.
+    np.testing.assert_array_equal(relaxations.bihalf_sign(np.zeros((4, 1))), [[1], [1], [-1], [-1]])
+    odd = np.array([[3.0], [1.0], [2.0], [5.0], [4.0]])
+    np.testing.assert_array_equal(relaxations.bihalf_sign(odd), [[-1], [-1], [-1], [1], [1]])
+
+
+@pytest.mark.parametrize("gamma", [0.0, 1.0, 6.0])
+def test_bihalf_sign_gradient_is_straight_through_plus_quantization_pull(gamma):
+    rng = np.random.default_rng(7)
+    u = rng.normal(size=(6, 4)).astype(np.float32)
+    weights = rng.normal(size=(6, 4)).astype(np.float32)
+    codes = ref_bihalf(u)
+
+    def objective(x):
+        return jnp.sum(weights * relaxations.bihalf_sign(x, gamma=gamma))
+
+    grad = jax.jit(jax.grad(objective))(u)
+    np.testing.assert_allclose(grad, weights + gamma * (u - codes) / u.size, rtol=1e-6, atol=1e-7)
+
+
+def test_bihalf_sign_gradient_equals_penalised_straight_through_surrogate(x64):
+    # The custom backward is the gradient of <G, U> + (γ / 2NL) ‖U − B‖² with B held fixed.
+    rng = np.random.default_rng(8)
+    u = jnp.asarray(rng.normal(size=(7, 5)))
+    weights = jnp.asarray(rng.normal(size=(7, 5)))
+    gamma = 3.5
+
+    def loss_of_codes(b):
+        return jnp.sum(jnp.tanh(weights * b)) + jnp.sum(b[:3] * b[4:])
+
+    def surrogate(x):
+        b = jax.lax.stop_gradient(relaxations.bihalf_sign(x))
+        straight = x + jax.lax.stop_gradient(b - x)
+        return loss_of_codes(straight) + gamma / (2 * x.size) * jnp.sum((x - b) ** 2)
+
+    grad = jax.grad(lambda x: loss_of_codes(relaxations.bihalf_sign(x, gamma=gamma)))(u)
+    assert grad.dtype == jnp.float64
+    np.testing.assert_allclose(grad, jax.grad(surrogate)(u), rtol=1e-12)
+
+
+def test_bihalf_sign_pull_is_added_once_per_backward_pass():
+    u = np.array([[0.5, -0.2], [-1.5, 0.4], [2.0, 0.0]], np.float32)
+    codes = ref_bihalf(u)
+
+    def used_twice(x):
+        b = relaxations.bihalf_sign(x, gamma=6.0)
+        return jnp.sum(b) + 2.0 * jnp.sum(b)
+
+    grad = jax.grad(used_twice)(u)
+    np.testing.assert_allclose(grad, 3.0 + 6.0 * (u - codes) / u.size, rtol=1e-6)
+
+
+def test_bihalf_sign_traced_gamma_and_vmap():
+    rng = np.random.default_rng(9)
+    u = rng.normal(size=(3, 6, 4)).astype(np.float32)
+    weights = rng.normal(size=(6, 4)).astype(np.float32)
+
+    def grad_fn(x, gamma):
+        return jax.grad(lambda y: jnp.sum(weights * relaxations.bihalf_sign(y, gamma=gamma)))(x)
+
+    traced = jax.jit(grad_fn)(u[0], jnp.float32(2.0))
+    np.testing.assert_allclose(traced, grad_fn(u[0], 2.0), rtol=1e-6)
+    codes = jax.jit(jax.vmap(relaxations.bihalf_sign))(u)
+    np.testing.assert_array_equal(codes, [ref_bihalf(x) for x in u])
+    grads = jax.jit(jax.vmap(grad_fn, in_axes=(0, None)))(u, jnp.float32(2.0))
+    np.testing.assert_allclose(grads, [grad_fn(x, 2.0) for x in u], rtol=1e-6)
+    # The gradient with respect to γ itself is zero (it is a constant of the layer).
+    d_gamma = jax.grad(
+        lambda g: jnp.sum(weights * relaxations.bihalf_sign(u[0], gamma=g))
+    )(jnp.float32(1.0))
+    assert float(d_gamma) == 0.0
+
+
+def test_bihalf_sign_dtypes(x64):
+    u64 = jnp.asarray(np.random.default_rng(10).normal(size=(4, 3)))
+    assert relaxations.bihalf_sign(u64).dtype == jnp.float64
+    assert jax.grad(lambda x: relaxations.bihalf_sign(x).sum())(u64).dtype == jnp.float64
+    ints = relaxations.bihalf_sign(np.array([[3, 1], [0, 2]]))
+    assert ints.dtype == jnp.float32
+    np.testing.assert_array_equal(ints, [[1, -1], [-1, 1]])
+
+
+def test_bihalf_sign_rejects_bad_input():
+    with pytest.raises(ValueError, match=r"u must have shape \[N, L\], got shape \(4,\)"):
+        relaxations.bihalf_sign(jnp.ones(4))
+    with pytest.raises(ValueError, match=r"u must have shape \[N, L\], got shape \(2, 3, 4\)"):
+        relaxations.bihalf_sign(jnp.ones((2, 3, 4)))
+    with pytest.raises(ValueError, match=r"at least 2 rows to split in half, got shape \(1, 3\)"):
+        relaxations.bihalf_sign(jnp.ones((1, 3)))
+    for bad in (-1.0, True, "6", None):
+        with pytest.raises(ValueError, match=r"gamma must be a non-negative real number, got"):
+            relaxations.bihalf_sign(jnp.ones((2, 3)), gamma=bad)
+    with pytest.raises(ValueError, match=r"gamma must be a scalar, got shape \(2,\)"):
+        jax.jit(lambda g: relaxations.bihalf_sign(jnp.ones((2, 3)), gamma=g))(jnp.ones(2))
+
+
+def test_bihalf_sign_docstring_examples():
+    runner = doctest.DocTestRunner()
+    finder = doctest.DocTestFinder()
+    for test in finder.find(relaxations.bihalf_sign, globs={"jax": jax, "jnp": jnp,
+                                                           "bihalf_sign": relaxations.bihalf_sign}):
+        runner.run(test)
+    assert runner.failures == 0 and runner.tries >= 2

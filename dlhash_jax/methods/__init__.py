@@ -7,6 +7,7 @@ citation; ``dlhash_jax.train`` runs any of them. Add a method by writing a modul
 """
 
 from dlhash_jax.methods import adsh
+from dlhash_jax.methods import bihalf
 from dlhash_jax.methods import cnnh
 from dlhash_jax.methods import csq
 from dlhash_jax.methods import dbdh
@@ -29,6 +30,7 @@ from dlhash_jax.methods import dtsh
 from dlhash_jax.methods import fingerprint
 from dlhash_jax.methods import glsp
 from dlhash_jax.methods import greedyhash
+from dlhash_jax.methods import greedyhash_unsupervised
 from dlhash_jax.methods import hashnet
 from dlhash_jax.methods import hinge_softmax
 from dlhash_jax.methods import idhn
@@ -60,6 +62,7 @@ from dlhash_jax.methods._recipe import hash_network
 
 RECIPES = {
     "adsh": adsh.RECIPE,
+    "bihalf": bihalf.RECIPE,
     "cnnh": cnnh.RECIPE,
     "csq": csq.RECIPE,
     "dbdh": dbdh.RECIPE,
@@ -82,6 +85,7 @@ RECIPES = {
     "fingerprint": fingerprint.RECIPE,
     "glsp": glsp.RECIPE,
     "greedyhash": greedyhash.RECIPE,
+    "greedyhash_unsupervised": greedyhash_unsupervised.RECIPE,
     "hashnet": hashnet.RECIPE,
     "hinge_softmax": hinge_softmax.RECIPE,
     "idhn": idhn.RECIPE,
@@ -128,6 +132,7 @@ __all__ = [
     "Taxonomy",
     "active_group",
     "active_group_index",
+    "bihalf",
     "build_backbone",
     "cross_modal_network",
     "adsh",
@@ -154,6 +159,7 @@ __all__ = [
     "get_recipe",
     "glsp",
     "greedyhash",
+    "greedyhash_unsupervised",
     "hash_network",
     "hashnet",
     "hinge_softmax",
