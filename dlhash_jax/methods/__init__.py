@@ -44,6 +44,7 @@ from dlhash_jax.methods import sdh
 from dlhash_jax.methods import sparse_similarity
 from dlhash_jax.methods import ssdh
 from dlhash_jax.methods import udh
+from dlhash_jax.methods import uh_bdnn
 from dlhash_jax.methods._recipe import AXIS_NAME
 from dlhash_jax.methods._recipe import BACKBONES
 from dlhash_jax.methods._recipe import INPUT_FORMS
@@ -99,6 +100,7 @@ RECIPES = {
     "sparse_similarity": sparse_similarity.RECIPE,
     "ssdh": ssdh.RECIPE,
     "udh": udh.RECIPE,
+    "uh_bdnn": uh_bdnn.RECIPE,
 }
 
 
@@ -174,4 +176,5 @@ __all__ = [
     "sparse_similarity",
     "ssdh",
     "udh",
+    "uh_bdnn",
 ]

@@ -21,25 +21,72 @@ flax kernel ``K = W^mᵀ`` of shape ``[d_in, d_out]``, ``W^m W^mᵀ = KᵀK``, w
 The paper optimises the whole training set at once, so its ``N`` is the training-set size; we
 train on mini-batches of the same objective, and its ``N`` is the global batch size ``B`` (as in
 public re-implementations), so each term's weight relative to the others is the paper's
-``λ / B``. The loss reaches the weights as ``ctx.params`` (the recipe contract's loss context), the
-parameters being differentiated.
+``λ / B``. On ``D`` devices each holds ``B / D`` rows and the loss still divides by ``B``
+(:func:`global_batch_size`), so the averaged gradient is the single-device one (dividing by the
+local ``B / D`` weighted the variance and weight terms ``D`` times more: parameters 6e-3 apart
+after 10 steps on 2 devices). The loss reaches the weights as ``ctx.params`` (the recipe
+contract's loss context), the parameters being differentiated.
+
+What collapses, and why. On ``digits`` the paper's network on the raw pixels gave every input
+the same code (mAP 0.103 at 16, 32 and 64 bits, seeds 0 / 1 / 2: chance). Two causes, found in
+turn:
+
+1. The inputs' common positive mean, as in SDH (:mod:`.sdh` has the measurements on this same
+   network): each unit's pre-activation ``w·x + c`` has a part ``w·μ + c`` shared by all items,
+   and quantization and variance, which only ask every output to saturate, are satisfied
+   fastest by that shared part, so every bit takes one sign for all items. Even without hidden
+   layers (a single ``tanh`` layer, 1,000 steps) the raw pixels end in one code for all 500
+   training items (validation mAP 0.110 from step 100; test 0.226, seed 0, from the step-20
+   checkpoint). The fix, shared with SDH: the network sees standardised inputs
+   (:class:`~dlhash_jax.methods._standardize.StandardizedInputs`, a ``BatchNorm`` without
+   scale or offset; ReLU backbones also get standardised features before the hash layer).
+2. With standardised inputs and hidden ``tanh`` layers the codes still merge, more slowly: the
+   objective scores each bit alone, ``(h − sgn h)² − (λ1/B) h²`` (``−h² − 2|h| + 1`` at the
+   paper's ``λ1/B = 2``), lowest at ``|h| = 1`` whichever items share a sign, so the hidden
+   layers saturate and send many inputs to the same hidden pattern. With the protocol's widths
+   256-256 and 200 steps the best validation checkpoint is the first one (step 20) in 8 of the
+   9 runs at 16, 32 and 64 bits (seeds 0-2), 10 to 57 distinct codes of the 500 training items
+   remain at the end, and at 32 bits, seed 0, validation mAP falls from 0.534 at step 20 to
+   0.434 at step 200. A single ``tanh`` layer ``h = tanh(W x + c)`` cannot merge
+   inputs that way: on centred inputs it saturates by turning each projection ``w`` towards
+   a direction along which the items spread (the gradient of ``Σ_i |w·x_i|`` is
+   ``Σ_i sgn(w·x_i) x_i``), and its validation mAP rises throughout training (0.541 at step 20
+   to 0.626 at step 1,000, seed 0; 329-364 distinct codes). The digits config therefore uses
+   no hidden layer (``model.features = ()``): the paper's terms and weights on DH's ``tanh``
+   hash layer, with standardised inputs.
+
+Measured at 32 bits (test mAP of the best validation checkpoint, seed 0 unless three seeds
+0 / 1 / 2 are given; Adam 1e-3, batch 50, 300 steps unless stated; LSH 0.467 / 0.459 / 0.515,
+ITQ 0.654 / 0.631 / 0.670, ``experiment.evaluate_baseline`` for the same seeds):
+
+    raw pixels, widths 256-256, 200 steps (the paper's network)    0.103 / 0.103 / 0.103
+    raw pixels, no hidden layer, 1,000 steps                        0.226 (one code)
+    standardised, 256-256, 200 steps                               0.529 / 0.421 / 0.562
+      (16 bits 0.458 / 0.410 / 0.488; 64 bits 0.531 / 0.525 / 0.554, under LSH's 0.59)
+    standardised, 512-512 (SDH's widths), 1,000 steps              0.526 (best at step 20)
+    standardised, 64                                               0.536 (best at step 20)
+    standardised, 256-256, hidden features standardised too        0.543 (best at step 20)
+    standardised, 256-256, Adam 1e-4                               0.540 (best at step 60)
+    standardised, 256-256, N = the training-set size (λ / 500)     0.553 (best at step 20)
+    standardised, 256-256, SGD 0.01 / 0.1 / 1                      0.426 / 0.457 / 0.477
+    standardised, 48-48 started from each layer's principal
+      directions (our reading of the paper's Algorithm 1)          0.441 (15 codes at the end)
+    standardised, 64-64, λ2 = 100 instead of 0.001                 0.612 (falls after step 200)
+    standardised, no hidden layer, 300 steps                       0.611 / 0.572 / 0.591
+    standardised, no hidden layer, 1,000 steps (the config)        0.628 / 0.611 / 0.619
+      (16 bits 0.572 / 0.537 / 0.490, LSH 0.403 / 0.404 / 0.377;
+       64 bits 0.643 / 0.638 / 0.657, LSH 0.602 / 0.581 / 0.587)
 
 Deviations from the paper:
 
 - the paper's inputs are hand-crafted features (GIST of CIFAR-10 images, MNIST pixels, SIFT);
-  here they are the protocol's (8×8 digits, flattened), and non-MLP backbones (``convnet``,
-  ``resnet``) keep their ReLU layers: only the MLP is all-``tanh`` as in DH;
+  here they are the protocol's (8×8 digits, flattened), standardised per input element (above);
+  non-MLP backbones (``convnet``, ``resnet``) keep their ReLU layers and get their features
+  standardised before the ``tanh`` hash layer: only the MLP is all-``tanh`` as in DH;
+- on ``digits`` no hidden layer (the config; above); the recipe builds any widths;
 - ``weight_norm`` covers kernels only: the biases ``c^m`` of ``J4`` are not penalised;
-- mini-batch Adam instead of full-batch gradient descent, and ``N`` is the batch size (above).
-
-On ``digits`` this objective destroys the codes: every input ends with the same code (mAP 0.10,
-chance level) within 20-300 steps, from 0.33 for the untrained network. Nothing in it prefers a
-code that differs between inputs: quantization and the second moment ``tr(HHᵀ)/N`` are both
-lowest when every output is saturated, and on inputs with a common non-zero mean (pixels in
-``[0, 1]``) the shared sign of a bit wins. Tried at 32 bits (seed 0), all collapsing: Adam
-learning rates 1e-3, 1e-4, 1e-5; ``N`` the training-set size (λ1/500) instead of the batch;
-hidden widths (256, 256) and (64,); λ1 = 0. On mean-centred inputs (a diagnostic, not this
-recipe) the codes survive at validation mAP 0.49, about LSH's.
+- mini-batch Adam instead of full-batch gradient descent, and ``N`` is the global batch size
+  (above).
 """
 
 from __future__ import annotations
@@ -49,12 +96,16 @@ import types
 
 import jax
 import jax.numpy as jnp
+from jax import lax
 
 from dlhash_jax import losses
 from dlhash_jax import models
+from dlhash_jax.methods._recipe import AXIS_NAME
 from dlhash_jax.methods._recipe import Recipe
 from dlhash_jax.methods._recipe import Taxonomy
 from dlhash_jax.methods._recipe import build_backbone
+from dlhash_jax.methods._standardize import StandardizedFeatures
+from dlhash_jax.methods._standardize import StandardizedInputs
 
 CITATION = (
     "Venice Erin Liong, Jiwen Lu, Gang Wang, Pierre Moulin and Jie Zhou, 'Deep hashing for compact "
@@ -85,11 +136,26 @@ def orthogonality(params) -> jax.Array:
     )
 
 
-def make_model(config, num_classes):
-    """DH's network: ``tanh`` after every layer, the hash layer included.
+def global_batch_size(local_size: int) -> int:
+    """The number of items of the global batch, from a device's share of it.
+
+    Inside the replicated training step (``pmap`` or ``shard_map`` over ``AXIS_NAME``) each of
+    the ``D`` devices sees ``local_size = B / D`` items: this returns ``D · local_size = B``, a
+    static int. Outside a mapped axis (a plain ``jit``, a custom loop) the batch is all there is
+    and ``local_size`` is returned.
+    """
+    try:
+        num_devices = lax.axis_size(AXIS_NAME)
+    except NameError:  # No mapped device axis is bound: one device holds the whole batch.
+        num_devices = 1
+    return num_devices * local_size
+
+
+def tanh_network(config, num_classes=None):
+    """DH's network as the paper has it: ``tanh`` after every layer, the hash layer included.
 
     With ``model.backbone == "mlp"`` the hidden layers are ``tanh`` (DH); other backbones are
-    built as configured.
+    built as configured (ReLU). :func:`make_model` runs it on standardised inputs.
     """
     del num_classes
     model_config = config.model
@@ -105,11 +171,34 @@ def make_model(config, num_classes):
     return models.HashNetwork(backbone, head)
 
 
+def make_model(config, num_classes):
+    """DH's network (:func:`tanh_network`) on standardised inputs (DH's and SDH's model).
+
+    ``StandardizedInputs(network)`` (:mod:`._standardize`): every input element at zero mean and
+    unit variance over the batch in training, over the running averages in evaluation. With
+    ``model.backbone == "mlp"`` the network is DH's all-``tanh`` MLP; the ReLU backbones
+    (``convnet``, ``resnet``) also get their features standardised before the ``tanh`` hash
+    layer (:class:`~dlhash_jax.methods._standardize.StandardizedFeatures`).
+    """
+    if config.model.backbone == "mlp":
+        network = tanh_network(config, num_classes)
+    else:
+        network = models.HashNetwork(
+            StandardizedFeatures(build_backbone(config.model)),
+            models.HashHead(config.bits, relaxation="tanh"),
+        )
+    return StandardizedInputs(network)
+
+
 def loss_fn(outputs, batch, ctx):
     """``2J/B`` of DH on the batch: quantization, variance, weight orthogonality and decay.
 
+    ``B`` is the global batch size (:func:`global_batch_size`): on ``D`` devices each device's
+    loss weighs its terms as one device's loss on the whole batch does, so the averaged
+    gradient of the replicated step is the single-device gradient.
+
     Args:
-      outputs: model outputs on the local batch: ``"relaxed"`` is ``h`` ``[B, L]`` (``tanh``).
+      outputs: model outputs on the local batch: ``"relaxed"`` is ``h`` ``[b, L]`` (``tanh``).
       batch: unused (DH reads no labels).
       ctx: :class:`~dlhash_jax.methods.LossContext`: ``ctx.params`` the network's parameters
         (their dense kernels enter the orthogonality and weight terms); ``ctx.hparams`` is
@@ -121,7 +210,7 @@ def loss_fn(outputs, batch, ctx):
     del batch
     h = outputs["relaxed"]
     params = ctx.params
-    num_items = h.shape[0]
+    num_items = global_batch_size(h.shape[0])
     quantization = losses.quantization_loss(h)
     variance = losses.variance_loss(h)
     orthogonal = orthogonality(params)

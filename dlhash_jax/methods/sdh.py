@@ -85,18 +85,14 @@ from __future__ import annotations
 
 import types
 
-import flax.linen as nn
-import jax
-import jax.numpy as jnp
-
 from dlhash_jax import losses
-from dlhash_jax import models
 from dlhash_jax import similarity
 from dlhash_jax.methods import dh
-from dlhash_jax.methods._recipe import AXIS_NAME
 from dlhash_jax.methods._recipe import Recipe
 from dlhash_jax.methods._recipe import Taxonomy
-from dlhash_jax.methods._recipe import build_backbone
+from dlhash_jax.methods._standardize import STATISTICS_MOMENTUM  # noqa: F401 - sdh.X as before
+from dlhash_jax.methods._standardize import StandardizedFeatures  # noqa: F401 - sdh.X as before
+from dlhash_jax.methods._standardize import StandardizedInputs  # noqa: F401 - sdh.X as before
 
 CITATION = (
     "Venice Erin Liong, Jiwen Lu, Gang Wang, Pierre Moulin and Jie Zhou, 'Deep hashing for "
@@ -107,109 +103,15 @@ CITATION = (
 # parameter settings (§4), shared by DH and SDH.
 DEFAULT_HPARAMS = types.MappingProxyType({**dh.DEFAULT_HPARAMS, "alpha": 1.0})
 
-# Momentum of the running statistics used in evaluation (ResNet's BatchNorm uses 0.9 too):
-# after 50 steps the initial values (mean 0, variance 1) weigh 0.9⁵⁰ ≈ 0.5%.
-STATISTICS_MOMENTUM = 0.9
-
-
-def _standardize(x, *, train: bool, momentum: float, axis_name: str | None, name: str):
-    """``BatchNorm`` without learned scale or offset over every non-batch element of ``x``.
-
-    Called inside a compact module's ``__call__``; the statistics go to that module's
-    ``batch_stats[name]``.
-    """
-    x = jnp.asarray(x)
-    if x.ndim < 2:
-        raise ValueError(f"SDH standardises [B, ...] with a batch axis, got shape {x.shape}.")
-    return nn.BatchNorm(
-        use_running_average=not train,
-        axis=tuple(range(1, x.ndim)),
-        momentum=momentum,
-        use_scale=False,
-        use_bias=False,
-        axis_name=axis_name,
-        name=name,
-    )(x)
-
-
-class StandardizedInputs(nn.Module):
-    """A network applied to inputs standardised per input element (zero mean, unit variance).
-
-    ``network(BatchNorm(x))`` where the ``BatchNorm`` (named ``"inputs"``) has no learned scale
-    or offset and normalises every non-batch element of ``x`` (each pixel of an image, each
-    dimension of a feature vector) separately: over the batch in training (averaged over the
-    devices of ``axis_name``), with the running averages of those statistics in evaluation.
-    The statistics live in the ``"batch_stats"`` collection, so they are checkpointed with the
-    train state and used to encode the query and database splits; the parameters are the
-    network's alone (``params["network"]``).
-
-    Attributes:
-      network: called as ``network(x, train=..., beta=...)`` (e.g. a
-        :class:`~dlhash_jax.models.HashNetwork`).
-      momentum: decay of the running averages.
-      axis_name: the mapped device axis the batch statistics are averaged over in training
-        (``None`` to apply the module in training mode outside ``pmap``/``shard_map``).
-
-    Call:
-      ``x``: ``[B, ...]`` inputs. ``train``: batch statistics (updating the running averages)
-      or the running averages; passed to the network with ``beta``.
-
-    Returns:
-      The network's outputs on the standardised inputs.
-    """
-
-    network: nn.Module
-    momentum: float = STATISTICS_MOMENTUM
-    axis_name: str | None = AXIS_NAME
-
-    @nn.compact
-    def __call__(self, x: jax.typing.ArrayLike, *, train: bool, beta: jax.typing.ArrayLike = 1.0):
-        x = _standardize(
-            x, train=train, momentum=self.momentum, axis_name=self.axis_name, name="inputs"
-        )
-        return self.network(x, train=train, beta=beta)
-
-
-class StandardizedFeatures(nn.Module):
-    """A backbone whose output features are standardised as :class:`StandardizedInputs` does.
-
-    For the ReLU backbones (ConvNet, ResNet), whose features are ``≥ 0``: the hash layer then
-    reads centred features, as DH's all-``tanh`` MLP on standardised inputs does. The
-    statistics are under ``batch_stats["features"]``.
-
-    Attributes:
-      backbone: called as ``backbone(x, train=...)``, returning ``[B, D]``.
-      momentum, axis_name: as in :class:`StandardizedInputs`.
-    """
-
-    backbone: nn.Module
-    momentum: float = STATISTICS_MOMENTUM
-    axis_name: str | None = AXIS_NAME
-
-    @nn.compact
-    def __call__(self, x: jax.typing.ArrayLike, *, train: bool) -> jax.Array:
-        features = self.backbone(x, train=train)
-        return _standardize(
-            features, train=train, momentum=self.momentum, axis_name=self.axis_name,
-            name="features",
-        )
-
 
 def make_model(config, num_classes):
-    """DH's network (:func:`.dh.make_model`) on standardised inputs.
+    """DH's network on standardised inputs, :func:`.dh.make_model` (the fix is shared with DH).
 
     With ``model.backbone == "mlp"`` this is DH's all-``tanh`` MLP; the ReLU backbones
     (``convnet``, ``resnet``) also get their features standardised before the hash layer
     (:class:`StandardizedFeatures`).
     """
-    if config.model.backbone == "mlp":
-        network = dh.make_model(config, num_classes)
-    else:
-        network = models.HashNetwork(
-            StandardizedFeatures(build_backbone(config.model)),
-            models.HashHead(config.bits, relaxation="tanh"),
-        )
-    return StandardizedInputs(network)
+    return dh.make_model(config, num_classes)
 
 
 def loss_fn(outputs, batch, ctx):
@@ -230,7 +132,9 @@ def loss_fn(outputs, batch, ctx):
     dh_loss, terms = dh.loss_fn(outputs, batch, ctx)
     pair_similarity = similarity.label_similarity(batch["labels"], ctx.bank.labels)
     between_within = losses.between_within_loss(h, ctx.bank.outputs, pair_similarity)
-    weight = ctx.hparams["lambda_variance"] * ctx.hparams["alpha"] / h.shape[0]
+    # N is the global batch size, as in DH's terms: the same weights on any number of devices.
+    num_items = dh.global_batch_size(h.shape[0])
+    weight = ctx.hparams["lambda_variance"] * ctx.hparams["alpha"] / num_items
     loss = dh_loss + weight * between_within
     return loss, {**terms, "between_within": between_within}
 

@@ -133,7 +133,7 @@ def _images(seed=0, rows=6):
 
 def _dh_network_on(x, params, config):
     """DH's network (what SDH wraps) applied to already standardised inputs."""
-    network = dh.make_model(config, 10)
+    network = dh.tanh_network(config, 10)
     return network.apply({"params": params["network"]}, x, train=False)
 
 
@@ -146,7 +146,7 @@ def test_model_is_dhs_network_with_no_parameters_of_its_own():
     variables = model.init(jax.random.key(0), x, train=False)
     assert set(variables) == {"params", "batch_stats"}
     assert set(variables["params"]) == {"network"}  # the weight terms see DH's kernels only
-    dh_params = dh.make_model(config, 10).init(jax.random.key(0), x, train=False)["params"]
+    dh_params = dh.tanh_network(config, 10).init(jax.random.key(0), x, train=False)["params"]
     assert jax.tree.structure(variables["params"]["network"]) == jax.tree.structure(dh_params)
     stats = variables["batch_stats"]["inputs"]
     assert stats["mean"].shape == stats["var"].shape == x.shape[1:]  # one per input element
@@ -171,7 +171,7 @@ def test_evaluation_standardises_with_the_running_statistics():
 
 def test_training_standardises_with_the_batch_and_updates_the_running_statistics():
     config = _model_config()
-    model = sdh.StandardizedInputs(dh.make_model(config, 10), axis_name=None)
+    model = sdh.StandardizedInputs(dh.tanh_network(config, 10), axis_name=None)
     x = _images(3)
     variables = model.init(jax.random.key(0), x, train=False)
     out, state = jax.jit(
@@ -207,7 +207,7 @@ def test_statistics_are_those_of_the_global_batch_across_devices():
     out, state = jax.pmap(per_device, axis_name=methods.AXIS_NAME, devices=jax.devices()[:2])(
         replicated, shards
     )
-    single = sdh.StandardizedInputs(dh.make_model(config, 10), axis_name=None)
+    single = sdh.StandardizedInputs(dh.tanh_network(config, 10), axis_name=None)
     expected, expected_state = single.apply(variables, x, train=True, mutable=["batch_stats"])
     np.testing.assert_allclose(
         np.asarray(out["pre"]).reshape(len(x), -1), expected["pre"], rtol=1e-5, atol=1e-5
@@ -294,7 +294,7 @@ def test_tiny_run_learns_on_standardised_inputs(tmp_path):
 def test_tiny_run_on_raw_pixels_collapses_to_one_code(tmp_path):
     # The cause the module docstring reports: the same run on DH's network without the
     # standardisation gives every item one code (validation mAP 0.11, chance).
-    raw = dataclasses.replace(sdh.RECIPE, make_model=dh.make_model)
+    raw = dataclasses.replace(sdh.RECIPE, make_model=dh.tanh_network)
     validation_codes, training_codes, validation_map = _tiny_run(tmp_path, raw)
     assert validation_codes == 1 and training_codes == 1
     assert validation_map < 0.15
