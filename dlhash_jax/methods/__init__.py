@@ -8,6 +8,7 @@ citation; ``dlhash_jax.train`` runs any of them. Add a method by writing a modul
 
 from dlhash_jax.methods import adsh
 from dlhash_jax.methods import bihalf
+from dlhash_jax.methods import cibhash
 from dlhash_jax.methods import cnnh
 from dlhash_jax.methods import csq
 from dlhash_jax.methods import dbdh
@@ -64,6 +65,7 @@ from dlhash_jax.methods._recipe import hash_network
 RECIPES = {
     "adsh": adsh.RECIPE,
     "bihalf": bihalf.RECIPE,
+    "cibhash": cibhash.RECIPE,
     "cnnh": cnnh.RECIPE,
     "csq": csq.RECIPE,
     "dbdh": dbdh.RECIPE,
@@ -134,10 +136,11 @@ __all__ = [
     "Taxonomy",
     "active_group",
     "active_group_index",
-    "bihalf",
     "build_backbone",
     "cross_modal_network",
     "adsh",
+    "bihalf",
+    "cibhash",
     "cnnh",
     "csq",
     "dbdh",
