@@ -1,6 +1,7 @@
 """Tiny run configs shared by the training tests and their subprocess workers."""
 
 import jax
+import numpy as np
 
 from dlhash_jax import train
 
@@ -61,3 +62,14 @@ def validation_map_before_and_after(config, workdir):
     result = train.fit(config, str(workdir))
     after = train.validation_map(run, {"params": result.state.params, **result.state.model_state})
     return before, after
+
+
+def tiny_model_outputs(recipe, *, bits=12, features=(8,), num_classes=10):
+    """The outputs of ``recipe``'s model (an MLP of ``features``) on 3 random 8x8 images."""
+    config = train.default_config()
+    config.bits = bits
+    config.model.features = features
+    model = recipe.make_model(config, num_classes)
+    x = np.random.default_rng(2).normal(size=(3, 8, 8, 1)).astype(np.float32)
+    variables = model.init(jax.random.key(0), x, train=False)
+    return model.apply(variables, x, train=False)

@@ -9,7 +9,6 @@ import pytest
 import train_helpers
 
 from dlhash_jax import methods
-from dlhash_jax import train
 from dlhash_jax.methods import dch
 
 
@@ -77,13 +76,7 @@ def test_recipe_defaults_and_model_are_the_papers():
     assert recipe.bank_output is None  # pairs within the batch, as in the authors' code
     assert str(recipe.taxonomy) == "single × pairs"
     assert "CVPR 2018" in recipe.citation
-    config = train.default_config()
-    config.bits = 12
-    config.model.features = (8,)
-    model = recipe.make_model(config, 10)
-    x = np.random.default_rng(2).normal(size=(3, 8, 8, 1)).astype(np.float32)
-    variables = model.init(jax.random.key(0), x, train=False)
-    out = model.apply(variables, x, train=False)
+    out = train_helpers.tiny_model_outputs(recipe)
     assert out["pre"].shape == (3, 12)
     np.testing.assert_allclose(out["relaxed"], np.tanh(out["pre"]), rtol=1e-5, atol=1e-6)
 

@@ -10,7 +10,6 @@ import pytest
 import train_helpers
 
 from dlhash_jax import methods
-from dlhash_jax import train
 from dlhash_jax.methods import knn_graph
 
 
@@ -118,13 +117,7 @@ def test_recipe_defaults_and_model():
     assert recipe.bank_output == "relaxed" and recipe.prepare is knn_graph.prepare
     assert recipe.beta_schedule is None and not recipe.taxonomy.supervised
     assert "2018" in recipe.citation and "[65]" in recipe.citation
-    config = train.default_config()
-    config.bits = 12
-    config.model.features = (8,)
-    model = recipe.make_model(config, 10)
-    x = np.random.default_rng(2).normal(size=(3, 8, 8, 1)).astype(np.float32)
-    variables = model.init(jax.random.key(0), x, train=False)
-    out = model.apply(variables, x, train=False)
+    out = train_helpers.tiny_model_outputs(recipe)
     assert out["pre"].shape == (3, 12)
     np.testing.assert_allclose(out["relaxed"], np.tanh(out["pre"]), rtol=1e-5, atol=1e-6)
 
