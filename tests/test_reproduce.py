@@ -22,12 +22,16 @@ DIGITS = reproduce.TABLES["digits"]
 MNIST5K = reproduce.TABLES["mnist5k"]
 MOSAIC = reproduce.TABLES["digits_mosaic"]
 CROSS_MODAL = reproduce.TABLES["digits_mosaic_tags"]
+UNSUPERVISED_TABLES = (
+    reproduce.TABLES["digits_unsupervised"], reproduce.TABLES["mnist5k_unsupervised"])
 
 
 def test_tables_rows_columns_and_taxonomy():
     # Cross-modal recipes need two modalities: not rows of the digits table.
     assert not {"dcmh", "glsp"} & set(DIGITS.methods)
     assert {"dsrh", "order_sensitive", "csq", "dpsh", "lsh"} <= set(DIGITS.methods)
+    # Unsupervised recipes have their own tables, where the best row is one of them.
+    assert not {"dh", "udh", "cibhash"} & set(DIGITS.methods)
     assert [c.key for c in DIGITS.columns] == ["map", "precision_within_radius_2"]
     # mAP columns get a confidence interval and significance marks; the others do not.
     assert [c.interval for c in DIGITS.columns] == [True, False]
@@ -48,8 +52,29 @@ def test_tables_rows_columns_and_taxonomy():
         "map_image_to_text", "map_text_to_image", "ndcg_at_100_image_to_text",
         "ndcg_at_100_text_to_image"]
     assert [table.heading for table in reproduce.TABLES.values()] == [
-        "# Results on digits", "# Single-label results on mnist5k",
+        "# Supervised results on digits", "# Unsupervised results on digits",
+        "# Single-label results on mnist5k", "# Unsupervised results on mnist5k",
         "# Multi-label results on digits_mosaic", "# Cross-modal results on digits_mosaic_tags"]
+    assert reproduce._TABLES.default == list(reproduce.TABLES)
+
+
+def test_unsupervised_tables_are_every_unsupervised_recipe_and_the_baselines():
+    expected = tuple(name for name, recipe in methods.RECIPES.items()
+                     if not recipe.taxonomy.supervised and not recipe.cross_modal)
+    assert {"dh", "udh", "fingerprint", "knn_graph", "greedyhash_unsupervised", "bihalf",
+            "cibhash", "uh_bdnn"} <= set(expected)
+    assert not {"dpsh", "greedyhash", "dcmh"} & set(expected)
+    assert [table.protocol for table in UNSUPERVISED_TABLES] == ["digits", "mnist5k"]
+    for table in UNSUPERVISED_TABLES:
+        assert table.recipes == reproduce.UNSUPERVISED == expected
+        assert table.methods == (*expected, "lsh", "pcah", "itq", "sh")
+        assert [c.key for c in table.columns] == ["map", "precision_within_radius_2"]
+        assert "no label is used in training" in table.description
+    assert reproduce.table_bits("digits_unsupervised") == (16, 32, 64)
+    assert reproduce.table_bits("mnist5k_unsupervised") == (16, 32, 64)
+    # Together the supervised and unsupervised digits tables hold every one-modality recipe.
+    assert set(DIGITS.recipes) | set(expected) == {
+        name for name, recipe in methods.RECIPES.items() if not recipe.cross_modal}
 
 
 def test_mnist5k_table_is_every_single_label_supervised_recipe_and_the_baselines():
@@ -115,17 +140,19 @@ def test_plan_defaults_to_every_row_of_both_tables(tmp_path):
 
 
 def test_plan_methods_pick_rows_of_each_table():
-    plans = reproduce.plan(["digits", "digits_mosaic"], ["itq", "dsrh", "udh"], [32], [0], "w")
+    plans = reproduce.plan(["digits_unsupervised", "digits_mosaic"], ["itq", "dsrh", "udh"], [32],
+                           [0], "w")
     assert [(name, [t["method"] for t in tasks]) for name, tasks in plans] == [
-        ("digits", ["itq", "dsrh", "udh"]), ("digits_mosaic", ["itq", "dsrh"])]
-    only_digits = reproduce.plan(["digits_mosaic", "digits"], ["udh"], [32], [0], "w")
-    assert [name for name, _ in only_digits] == ["digits"]
+        ("digits_unsupervised", ["itq", "udh"]), ("digits_mosaic", ["itq", "dsrh"])]
+    only_unsupervised = reproduce.plan(["digits_mosaic", "digits_unsupervised"], ["udh"], [32],
+                                       [0], "w")
+    assert [name for name, _ in only_unsupervised] == ["digits_unsupervised"]
 
 
 @pytest.mark.parametrize(
     "tables, chosen, message",
     [
-        ([], None, r"No table to produce; tables: digits, mnist5k, digits_mosaic"),
+        ([], None, r"No table to produce; tables: digits, digits_unsupervised, mnist5k, "),
         (["digits", "mosaic"], None, r"Unknown table\(s\) \['mosaic'\]; tables: digits, "),
         (["digits_mosaic"], ["udh", "lsh"],
          r"Method\(s\) \['udh'\] are rows of none of the tables \(digits_mosaic: adsh, cnnh, "),
@@ -146,7 +173,8 @@ def test_flags_parse_and_reach_the_plan():
         with pytest.raises(app.UsageError, match=r"Method\(s\) \['udh'\] are rows of none"):
             reproduce.main(["reproduce.py"])
     assert reproduce._TABLES.default == [
-        "digits", "mnist5k", "digits_mosaic", "digits_mosaic_tags"]
+        "digits", "digits_unsupervised", "mnist5k", "mnist5k_unsupervised", "digits_mosaic",
+        "digits_mosaic_tags"]
     assert reproduce._BITS.default is None  # each table's own code lengths
 
 

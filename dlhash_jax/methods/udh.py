@@ -28,6 +28,28 @@ Deviations from the paper:
   reconstruction error);
 - the inputs are the protocol's (8×8 digits) instead of the paper's GIST / CNN features, and the
   encoder is always an MLP on flattened inputs (``model.backbone`` is not used).
+
+Why UDH stays below ITQ here (``digits``, 32 bits, seed 0; ITQ's test mAP on the same split
+0.654). Only the paper's abstract and introduction were available to us, so the check against
+the paper covers what they state: the objective (reconstruction under balance and independence
+constraints, as here), the stacked autoencoder (trained layer by layer there, end to end here)
+and the RBM layer that shortens the codes (absent here). Every variant of what we could change
+peaks at a validation mAP of 0.57-0.62, and each then falls as the reconstruction favours
+unsaturated bits (the last checkpoint in brackets):
+
+    as configured: α = β = 1, MLP 256-256, Adam 1e-3, 200 steps       0.607 (0.489)
+    reconstruction alone (α = β = 0)                                 0.489 (0.447)
+    α = β = 0.1                                                      0.620 (0.568)
+    α = β = 10                                                       0.605 (0.482)
+    one hidden layer (256)                                           0.567 (0.530)
+    Adam 1e-4, 1,000 steps                                           0.619 (0.510)
+    standardised inputs (DH's and SDH's fix)                         0.514 (0.400)
+
+The constraints add about 0.12 over reconstruction alone, as the paper claims for them, but the
+reconstruction objective itself is what ITQ optimises in closed form (PCA, then the rotation
+that best quantizes), and a gradient-trained autoencoder of the same code length does not
+reach that optimum on 500 training items. The layer-wise training and the RBM layer are what
+remains untested. On `mnist5k` (32 bits, seed 0) UDH's test mAP is 0.418 against ITQ's 0.433.
 """
 
 from __future__ import annotations

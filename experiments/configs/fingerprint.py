@@ -13,6 +13,11 @@ whole database 0.611 / 0.581 / 0.619 for seed=0 / 1 / 2 (median 0.611; RESULTS.m
 (0.467 / 0.459 / 0.516). Validation mAP first falls, then rises past 0.5 after about 700 steps.
 About 4 s of training per run on 2 CPU cores (jax 0.10.2). The earlier per-batch affinity gave
 0.622 / 0.546 / 0.607.
+
+Below ITQ (0.654 / 0.631 / 0.671) on `digits`, and on `mnist5k` it does not learn (validation mAP
+0.20-0.21 with every setting tried): dlhash_jax/methods/fingerprint.py gives the evidence.
+`mnist5k` uses the protocol's defaults (configs/base.py). Results at 16, 32 and 64 bits on both
+protocols: RESULTS.md, the unsupervised tables.
 """
 
 from experiments.configs import base
