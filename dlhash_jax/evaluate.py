@@ -51,13 +51,16 @@ PRECISION_AT_K_PNG = "precision_at_k.png"
 def training_rows(data) -> np.ndarray:
     """Positions in ``data.database`` of the items of ``data.train``, in the training order.
 
-    Every protocol draws the training items from the database (``dlhash_jax.data.protocols``),
-    so each training index is found among the database indices.
+    Most protocols draw the training items from the database (``dlhash_jax.data.protocols``),
+    so each training index is found among the database indices; ``cifar10`` keeps them all out of
+    its database, and then there is no row (an empty array).
 
     Raises:
-      ValueError: if a training item is not in the database.
+      ValueError: if some training items are in the database and others are not.
     """
     database, train_items = np.asarray(data.database.indices), np.asarray(data.train.indices)
+    if not np.isin(train_items, database).any():
+        return np.zeros((0,), np.int64)
     order = np.argsort(database, kind="stable")
     found = np.searchsorted(database, train_items, sorter=order)
     rows = order[np.minimum(found, len(database) - 1)]
@@ -80,14 +83,15 @@ def database_codes(apply_fn, variables, data, *, batch_size: int, train_codes=No
       batch_size: rows per forward pass.
       train_codes: optional ``[N_train, L]`` ±1 codes of ``data.train``'s items, in its order
         (a recipe that learns them, ADSH's ``V``); they replace the network's codes at
-        :func:`training_rows`. ``None``: the network encodes the whole database.
+        :func:`training_rows` (none when the protocol keeps the training items out of the
+        database, as ``cifar10`` does). ``None``: the network encodes the whole database.
 
     Returns:
       ``[M, L]`` float32 codes (a dict of them for a cross-modal model without ``train_codes``).
 
     Raises:
       ValueError: if ``train_codes`` does not have one row per training item and the
-        database's number of bits, or a training item is not in the database.
+        database's number of bits, or only some training items are in the database.
     """
     codes = models.encode(apply_fn, variables, data.database.inputs, batch_size=batch_size)
     if train_codes is None:
@@ -99,13 +103,21 @@ def database_codes(apply_fn, variables, data, *, batch_size: int, train_codes=No
         raise ValueError(
             f"train_codes must have shape [N_train, L] = {expected}, got {train_codes.shape}."
         )
-    codes[training_rows(data)] = train_codes
+    rows = training_rows(data)
+    if rows.size:
+        codes[rows] = train_codes
     return codes
 
 
 def describe_database_codes(data) -> str:
     """How :func:`database_codes` built the database when a recipe learns the training codes."""
     learned = len(data.train)
+    if not training_rows(data).size:
+        return (
+            f"the network's codes for all {len(data.database)} database items and the queries "
+            f"(the protocol keeps the {learned} training items, whose codes were learned, out of "
+            "the database)"
+        )
     return (
         f"learned codes for the {learned} training items, the network's codes for the other "
         f"{len(data.database) - learned} database items and for the queries"

@@ -329,3 +329,20 @@ def test_learned_training_codes_are_checked():
     with pytest.raises(ValueError, match=r"1 training items \(e.g. index 99\) are not in the "
                        r"database split"):
         evaluate.training_rows(outsider)
+
+
+def test_learned_training_codes_have_no_row_when_the_database_holds_no_training_item():
+    # The cifar10 protocol keeps its training items out of the database.
+    rng = np.random.default_rng(8)
+    data, _ = _indexed_data(rng)
+    apart = dataclasses.replace(data, train=dataclasses.replace(
+        data.train, indices=np.array([30, 31, 32, 33])))
+    assert evaluate.training_rows(apart).shape == (0,)
+    variables = {"w": rng.normal(size=(5, 8)).astype(np.float32)}
+    network = np.where(data.database.inputs @ variables["w"] >= 0, 1.0, -1.0)
+    codes = evaluate.database_codes(_projection, variables, apart, batch_size=4,
+                                    train_codes=-np.ones((4, 8)))
+    np.testing.assert_array_equal(codes, network)
+    assert evaluate.describe_database_codes(apart) == (
+        "the network's codes for all 13 database items and the queries (the protocol keeps the "
+        "4 training items, whose codes were learned, out of the database)")

@@ -159,6 +159,10 @@ class ProtocolSpec:
       source_options: default options passed to ``load`` and accepted as overrides.
       option_checks: option name -> ``check(name, value)`` raising ValueError on a bad value;
         one for every key of ``source_options``.
+      query_group: the source group (``Source.groups``, e.g. tfds ``"test"``) the queries are
+        drawn from; ``None``: every item.
+      train_in_database: whether the training items stay in the database (most protocols) or
+        leave it (``cifar10``: database = every item neither query nor training).
     """
 
     description: str
@@ -168,6 +172,8 @@ class ProtocolSpec:
     option_checks: Mapping[str, Callable[[str, Any], None]] = dataclasses.field(
         default_factory=dict
     )
+    query_group: str | None = None
+    train_in_database: bool = True
 
 
 def _digits(data_dir) -> sources.Source:
@@ -202,6 +208,16 @@ def _tfds_pooled(tfds_name: str) -> Callable[..., sources.Source]:
         )
 
     return load
+
+
+def _cifar10_fixed(data_dir) -> sources.Source:
+    return sources.load_tfds(
+        "cifar10",
+        splits=("train", "test"),
+        label_key="label",
+        data_dir=data_dir,
+        fixed_splits={"query": ("test",), "database": ("train",)},
+    )
 
 
 def _voc2007(data_dir, *, image_size: int) -> sources.Source:
@@ -265,10 +281,26 @@ PROTOCOLS: Mapping[str, ProtocolSpec] = {
         _STANDARD_SIZES,
     ),
     "cifar10": ProtocolSpec(
-        "tfds cifar10, train+test pooled (60,000): query 1,000, train 5,000, validation 1,000, "
-        "database 59,000",
+        "tfds cifar10 (train 50,000 + test 10,000): query 1,000 (100/class) from the test "
+        "images; train 5,000 (500/class) and validation 1,000 (100/class) from the other "
+        "59,000; database the 54,000 images neither query nor train",
         _tfds_pooled("cifar10"),
         _STANDARD_SIZES,
+        query_group="test",
+        train_in_database=False,
+    ),
+    "cifar10-1": ProtocolSpec(
+        "tfds cifar10: the queries, train and validation of cifar10; database all 59,000 "
+        "non-query images (train included)",
+        _tfds_pooled("cifar10"),
+        _STANDARD_SIZES,
+        query_group="test",
+    ),
+    "cifar10-2": ProtocolSpec(
+        "tfds cifar10: query = the 10,000 test images; database = the 50,000 training images, "
+        "of which validation 1,000 (100/class) and train the other 49,000",
+        _cifar10_fixed,
+        {"train_size": None, "validation_size": 1000},
     ),
     "cifar100": ProtocolSpec(
         "tfds cifar100 (100 fine labels), train+test pooled (60,000): query 10,000, train "
@@ -405,7 +437,13 @@ def _draw(
     return result
 
 
-def _check_splits(protocol: str, splits: Mapping[str, np.ndarray], num_items: int) -> None:
+def _check_splits(
+    protocol: str,
+    splits: Mapping[str, np.ndarray],
+    num_items: int,
+    *,
+    train_in_database: bool = True,
+) -> None:
     for split, indices in splits.items():
         if indices.ndim != 1 or not np.issubdtype(indices.dtype, np.integer):
             raise ValueError(
@@ -432,17 +470,30 @@ def _check_splits(protocol: str, splits: Mapping[str, np.ndarray], num_items: in
                 f"protocol {protocol!r}: {first} and {second} must be disjoint, they share "
                 f"{count} items."
             )
-    for split in ("train", "validation"):
+    for split in ("train", "validation") if train_in_database else ("validation",):
         outside = np.setdiff1d(splits[split], splits["database"]).size
         if outside:
             raise ValueError(
                 f"protocol {protocol!r}: {split} must lie inside the database; {outside} of its "
                 f"{splits[split].size} items do not."
             )
+    if not train_in_database:
+        inside = np.intersect1d(splits["train"], splits["database"]).size
+        if inside:
+            raise ValueError(
+                f"protocol {protocol!r}: train must lie outside the database; {inside} of its "
+                f"{splits['train'].size} items are in it."
+            )
+    if np.intersect1d(splits["query"], splits["validation"]).size:
+        raise ValueError(f"protocol {protocol!r}: validation must never touch the queries.")
 
 
 def _make_splits(
-    protocol: str, source: sources.Source, sizes: Mapping[str, int | None], seed: int
+    protocol: str,
+    spec: ProtocolSpec,
+    source: sources.Source,
+    sizes: Mapping[str, int | None],
+    seed: int,
 ) -> dict[str, np.ndarray]:
     rng = np.random.default_rng(seed)
     fixed = dict(source.fixed_splits)
@@ -455,8 +506,13 @@ def _make_splits(
         splits["query"] = fixed["query"]
     else:
         query_draw = [("query", sizes["query_size"])]
+        if spec.query_group is None:
+            query_pool, pool_name = all_items, "source"
+        else:
+            query_pool = np.asarray(source.groups[spec.query_group], np.int64)
+            pool_name = f"{spec.query_group} split"
         splits.update(
-            _draw(all_items, query_draw, protocol=protocol, pool_name="source", **draw_options)
+            _draw(query_pool, query_draw, protocol=protocol, pool_name=pool_name, **draw_options)
         )
     splits["database"] = fixed.get("database", np.setdiff1d(all_items, splits["query"]))
     fixed_members = np.concatenate([fixed.get("train", none), fixed.get("validation", none)])
@@ -467,8 +523,10 @@ def _make_splits(
     ]
     splits.update(_draw(pool, draws, protocol=protocol, pool_name="database", **draw_options))
     splits.update({split: fixed[split] for split in ("train", "validation") if split in fixed})
+    if not spec.train_in_database:
+        splits["database"] = np.setdiff1d(splits["database"], splits["train"])
     splits = {split: np.sort(indices).astype(np.int64) for split, indices in splits.items()}
-    _check_splits(protocol, splits, len(source))
+    _check_splits(protocol, splits, len(source), train_in_database=spec.train_in_database)
     return splits
 
 
@@ -536,8 +594,18 @@ def load_protocol(
       synthetic noisy tag vector per mosaic over the 80 tags of ``sources.TAG_VOCABULARY``
       (``sources.tags_from_labels`` with seed ``MOSAIC_TAG_SEED``; overrides ``tag_drop_rate``,
       default 0.2, and ``tag_spurious_rate``, default 0.02).
-    - ``"mnist"``, ``"fashion_mnist"``, ``"cifar10"``: tfds train+test pooled; query 1,000, train
-      5,000, validation 1,000 (100 / 500 / 100 per class), database = all but the queries.
+    - ``"mnist"``, ``"fashion_mnist"``: tfds train+test pooled; query 1,000, train 5,000,
+      validation 1,000 (100 / 500 / 100 per class), database = all but the queries.
+    - The field's three CIFAR-10 protocols (tfds ``cifar10``; mAP is reported over the whole
+      database, as they are published):
+      ``"cifar10"``: query 1,000 (100 per class) drawn from the 10,000 test images; train 5,000
+      and validation 1,000 (500 / 100 per class) from the other 59,000; database the 54,000
+      images that are neither query nor train (so training items are not retrieved).
+      ``"cifar10-1"``: the same query, train and validation; database all 59,000 non-query
+      images, train included.
+      ``"cifar10-2"``: query = the 10,000 test images; database = the 50,000 training images;
+      validation 1,000 (100 per class) and train the other 49,000 of them
+      (``validation_size=0``: train = all 50,000, as published, with no validation split).
     - ``"cifar100"``: tfds train+test pooled; query 10,000, train 10,000, validation 5,000
       (100 / 100 / 50 per class), database 50,000.
     - ``"voc2007"``: tfds voc/2007; query = test (4,952), database = trainval (5,011),
@@ -582,7 +650,7 @@ def load_protocol(
             f"protocol {name!r} fixes the splits {sorted(source.fixed_splits)} itself, so "
             f"{conflicts} cannot be overridden."
         )
-    splits = _make_splits(name, source, sizes, seed)
+    splits = _make_splits(name, spec, source, sizes, seed)
     return _assemble(name, seed, overrides, source, splits)
 
 
@@ -636,6 +704,6 @@ def load_protocol_from_indices(
             f"{expected[1][:12]} then, {_fingerprint(source)[:12]} now)."
         )
     splits = {split: saved[f"{split}_indices"] for split in sources.SPLIT_NAMES}
-    _check_splits(name, splits, len(source))
+    _check_splits(name, splits, len(source), train_in_database=spec.train_in_database)
     splits = {split: indices.astype(np.int64) for split, indices in splits.items()}
     return _assemble(name, int(saved["seed"]), overrides, source, splits)

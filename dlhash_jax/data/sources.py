@@ -129,6 +129,8 @@ class Source:
         ``{IMAGE: float32 [N, ...], TEXT: float32 [N, V]}``.
       labels: float32 multi-hot ``[N, C]``.
       fixed_splits: split name -> int64 indices into the N items, for splits the dataset fixes.
+      groups: named parts of the N items that a protocol may draw a split from, e.g. the tfds
+        splits ``{"train": ..., "test": ...}`` of a pooled tfds source (int64 indices).
 
     Raises:
       ValueError: if the inputs' rows disagree with the labels', or a dict has other keys.
@@ -137,6 +139,7 @@ class Source:
     inputs: np.ndarray | Mapping[str, np.ndarray]
     labels: np.ndarray
     fixed_splits: Mapping[str, np.ndarray] = dataclasses.field(default_factory=dict)
+    groups: Mapping[str, np.ndarray] = dataclasses.field(default_factory=dict)
 
     def __post_init__(self):
         _check_inputs(self.inputs, self.labels.shape[0])
@@ -381,8 +384,8 @@ def load_tfds(
         e.g. ``{"query": ("test",), "database": ("train", "validation")}``.
 
     Returns:
-      A ``Source`` with inputs float32 ``[N, H, W, C]`` in [0, 1] (uint8 / 255) and multi-hot
-      labels.
+      A ``Source`` with inputs float32 ``[N, H, W, C]`` in [0, 1] (uint8 / 255), multi-hot
+      labels, and the pooled indices of each tfds split as its ``groups``.
 
     Raises:
       FileNotFoundError: if the dataset is not prepared in ``data_dir``; the message names the
@@ -423,7 +426,7 @@ def load_tfds(
         name: np.concatenate([ranges[split] for split in members])
         for name, members in (fixed_splits or {}).items()
     }
-    return Source(inputs, np.concatenate(labels), fixed)
+    return Source(inputs, np.concatenate(labels), fixed, ranges)
 
 
 def _is_integral(array: np.ndarray) -> bool:

@@ -115,6 +115,71 @@ def test_other_tfds_sources_under_mock_data(tmp_path, name, input_shape, num_cla
     np.testing.assert_array_equal(source.labels.sum(axis=1), np.ones(6))
 
 
+def _cifar10_variants(tmp_path, **sizes):
+    # 200 mock images per tfds split: pooled train items 0..199, then test items 200..399.
+    with _mock(200):
+        return {
+            name: protocols.load_protocol(name, data_dir=tmp_path, seed=3, **sizes)
+            for name in ("cifar10", "cifar10-1")
+        }
+
+
+def test_cifar10_and_cifar10_1_draw_queries_from_the_test_images(tmp_path):
+    data = _cifar10_variants(tmp_path, query_size=20, train_size=50, validation_size=10)
+    standard, variant_1 = data["cifar10"], data["cifar10-1"]
+    every = np.arange(400)
+    for split in ("query", "train", "validation"):
+        np.testing.assert_array_equal(getattr(standard, split).indices,
+                                      getattr(variant_1, split).indices)
+    query, train = standard.query.indices, standard.train.indices
+    assert query.min() >= 200  # Test images only.
+    # Stratified: 2 queries, 5 training and 1 validation item per class.
+    np.testing.assert_array_equal(standard.query.labels.sum(axis=0), np.full(10, 2.0))
+    np.testing.assert_array_equal(standard.train.labels.sum(axis=0), np.full(10, 5.0))
+    np.testing.assert_array_equal(standard.validation.labels.sum(axis=0), np.full(10, 1.0))
+    # cifar10: the database is every image neither query nor train; cifar10-1 keeps train in it.
+    np.testing.assert_array_equal(standard.database.indices,
+                                  np.setdiff1d(every, np.union1d(query, train)))
+    np.testing.assert_array_equal(variant_1.database.indices, np.setdiff1d(every, query))
+    assert standard.sizes == {"query": 20, "train": 50, "validation": 10, "database": 330}
+    assert variant_1.sizes["database"] == 380
+    assert np.isin(standard.validation.indices, standard.database.indices).all()
+    assert not np.isin(standard.validation.indices, query).any()
+
+
+def test_cifar10_2_is_the_tfds_test_and_train_splits(tmp_path):
+    with _mock(200):
+        data = protocols.load_protocol("cifar10-2", data_dir=tmp_path, seed=1, validation_size=10)
+        published = protocols.load_protocol("cifar10-2", data_dir=tmp_path, validation_size=0)
+    np.testing.assert_array_equal(data.query.indices, np.arange(200, 400))
+    np.testing.assert_array_equal(data.database.indices, np.arange(200))
+    np.testing.assert_array_equal(data.validation.labels.sum(axis=0), np.full(10, 1.0))
+    np.testing.assert_array_equal(np.union1d(data.train.indices, data.validation.indices),
+                                  np.arange(200))
+    assert data.sizes == {"query": 200, "train": 190, "validation": 10, "database": 200}
+    np.testing.assert_array_equal(published.train.indices, np.arange(200))
+    with pytest.raises(ValueError, match=r"'cifar10-2' does not accept overrides \['query_size'\]"):
+        protocols.load_protocol("cifar10-2", data_dir=tmp_path, query_size=10)
+
+
+def test_cifar10_indices_round_trip_and_train_in_its_database_is_refused(tmp_path):
+    standard = _cifar10_variants(tmp_path, query_size=20, train_size=50, validation_size=10)[
+        "cifar10"]
+    path = tmp_path / "splits.npz"
+    standard.save_indices(path)
+    with _mock(200):
+        again = protocols.load_protocol_from_indices(path, data_dir=tmp_path)
+    for split in ("query", "train", "validation", "database"):
+        np.testing.assert_array_equal(getattr(again, split).inputs,
+                                      getattr(standard, split).inputs)
+    with np.load(path) as archive:
+        arrays = dict(archive)
+    arrays["database_indices"] = np.union1d(arrays["database_indices"], arrays["train_indices"])
+    np.savez(path, **arrays)
+    with _mock(200), pytest.raises(ValueError, match="train must lie outside the database; 50 of"):
+        protocols.load_protocol_from_indices(path, data_dir=tmp_path)
+
+
 def test_unprepared_tfds_dataset_says_how_to_prepare(tmp_path):
     with pytest.raises(FileNotFoundError) as info:
         protocols.load_protocol("cifar10", data_dir=tmp_path)
