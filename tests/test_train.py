@@ -120,6 +120,39 @@ def test_sgd_with_coupled_weight_decay_matches_hand_update():
     np.testing.assert_allclose(new["w"], [1.0 - 0.5 * (0.3 + 0.1), -2.0 - 0.5 * (0.4 - 0.2)])
 
 
+def test_backbone_parameters_learn_at_the_multiplied_rate_after_global_clipping():
+    opt = train.default_config().optimizer
+    opt.update(name="sgd", learning_rate=0.5, schedule="constant", momentum=0.0,
+               grad_clip_norm=1.0, backbone_lr_multiplier=0.1)
+    tx = train.make_optimizer(opt, num_steps=10)
+    params = {"network": {"backbone": {"w": jnp.array([1.0, 2.0])}, "head": {"w": jnp.ones(1)}}}
+    grads = {"network": {"backbone": {"w": jnp.array([3.0, 0.0])}, "head": {"w": jnp.array([4.0])}}}
+    updates, _ = tx.update(grads, tx.init(params), params)
+    # One clip over all gradients (norm 5 → 1), then 0.5 × 0.1 for the backbone, 0.5 for the rest.
+    np.testing.assert_allclose(updates["network"]["backbone"]["w"], [-0.5 * 0.1 * 0.6, 0.0],
+                               rtol=1e-6)
+    np.testing.assert_allclose(updates["network"]["head"]["w"], [-0.5 * 0.8], rtol=1e-6)
+    opt.backbone_lr_multiplier = 1.0
+    plain = train.make_optimizer(opt, num_steps=10)
+    updates, _ = plain.update(grads, plain.init(params), params)
+    np.testing.assert_allclose(updates["network"]["backbone"]["w"], [-0.5 * 0.6, 0.0], rtol=1e-6)
+
+
+def test_backbone_multiplier_needs_backbone_parameters_and_a_positive_value():
+    opt = train.default_config().optimizer
+    opt.backbone_lr_multiplier = 0.1
+    tx = train.make_optimizer(opt, num_steps=10)
+    with pytest.raises(ValueError, match=r"no parameters under a 'backbone' submodule \(its "
+                       r"top-level parameter groups: \['encoder', 'hash'\]\)"):
+        tx.init({"encoder": {"w": jnp.ones(2)}, "hash": {"w": jnp.ones(2)}})
+    for bad in (0.0, -1.0, float("nan"), float("inf")):
+        config = train.default_config()
+        config.optimizer.backbone_lr_multiplier = bad
+        with pytest.raises(ValueError, match="config.optimizer.backbone_lr_multiplier must be "
+                           "positive"):
+            train.validate_config(config)
+
+
 def test_alternating_optimizer_updates_one_group_per_step_and_freezes_the_other():
     opt = train.default_config().optimizer
     opt.update(name="adam", learning_rate=0.1, schedule="constant")

@@ -8,6 +8,7 @@ and sizes that cannot work, before anything is trained or written.
 from __future__ import annotations
 
 import difflib
+import math
 from collections.abc import Mapping
 from typing import Any
 
@@ -67,7 +68,9 @@ def default_config() -> ml_collections.ConfigDict:
       - ``optimizer``: ``name`` (``OPTIMIZERS``), ``learning_rate``, ``schedule``
         (``SCHEDULES``, decayed over the whole run), ``warmup_steps``, ``weight_decay``
         (decoupled for ``adamw``, L2 added to the gradient otherwise), ``momentum`` (``sgd``),
-        ``grad_clip_norm`` (0: off).
+        ``grad_clip_norm`` (0: off), ``backbone_lr_multiplier`` (the learning rate of every
+        parameter under a ``backbone`` submodule is this times the others', as the papers that
+        fine-tune a pretrained backbone set it; 1: one rate for all).
       - ``parallel``: ``"pmap"`` or ``"shard_map"``; ``num_devices``: 0 for all local devices.
       - ``log_every``, ``eval_every`` (validation mAP every this many steps and at the end; 0:
         never), ``checkpoint_every``, ``keep_checkpoints``, ``progress_bar``.
@@ -107,6 +110,7 @@ def default_config() -> ml_collections.ConfigDict:
             "weight_decay": 0.0,
             "momentum": 0.9,
             "grad_clip_norm": 0.0,
+            "backbone_lr_multiplier": 1.0,
         }
     )
     config.parallel = "pmap"
@@ -207,11 +211,10 @@ def validate_config(
     for name in ("num_devices", "eval_every"):
         _checks.check_int(config[name], f"config.{name}", minimum=0)
     _checks.check_int(config.optimizer.warmup_steps, "config.optimizer.warmup_steps", minimum=0)
-    learning_rate = config.optimizer.learning_rate
-    if not learning_rate > 0:
-        raise ValueError(
-            f"config.optimizer.learning_rate must be positive, got {learning_rate!r}."
-        )
+    for name in ("learning_rate", "backbone_lr_multiplier"):
+        value = config.optimizer[name]
+        if isinstance(value, bool) or not (isinstance(value, (int, float)) and 0 < value < math.inf):
+            raise ValueError(f"config.optimizer.{name} must be positive, got {value!r}.")
     num_devices = config.num_devices or jax.local_device_count()
     if num_devices > jax.local_device_count():
         raise ValueError(

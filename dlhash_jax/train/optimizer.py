@@ -71,11 +71,40 @@ def make_optimizer(
 
         return optax.multi_transform(transforms, labels)
     schedule = make_schedule(optimizer_config, num_steps)
-    name = optimizer_config.name
-    _checks.check_choice(name, OPTIMIZERS, "config.optimizer.name")
+    _checks.check_choice(optimizer_config.name, OPTIMIZERS, "config.optimizer.name")
     chain = []
     if optimizer_config.grad_clip_norm > 0:
         chain.append(optax.clip_by_global_norm(optimizer_config.grad_clip_norm))
+    multiplier = optimizer_config.get("backbone_lr_multiplier", 1.0)
+    if multiplier == 1.0:
+        chain.append(_update_rule(optimizer_config, schedule))
+    else:
+
+        def backbone_schedule(count):
+            return multiplier * schedule(count)
+
+        chain.append(
+            optax.multi_transform(
+                {
+                    BACKBONE: _update_rule(optimizer_config, backbone_schedule),
+                    _OTHER: _update_rule(optimizer_config, schedule),
+                },
+                _backbone_labels,
+            )
+        )
+    return optax.chain(*chain)
+
+
+# Parameters under a submodule of this name get ``optimizer.backbone_lr_multiplier`` times the
+# learning rate (HashNetwork's ``backbone``, wherever the recipe's model nests it).
+BACKBONE = "backbone"
+_OTHER = "other"
+
+
+def _update_rule(optimizer_config, schedule) -> optax.GradientTransformation:
+    """Weight decay (L2 for all but adamw) and the named update rule, at ``schedule``."""
+    name = optimizer_config.name
+    chain = []
     if optimizer_config.weight_decay > 0 and name != "adamw":
         chain.append(optax.add_decayed_weights(optimizer_config.weight_decay))
     if name == "adam":
@@ -87,3 +116,24 @@ def make_optimizer(
     else:
         chain.append(optax.rmsprop(schedule))
     return optax.chain(*chain)
+
+
+def _backbone_labels(params):
+    """``BACKBONE`` for every leaf below a ``backbone`` key of the tree, ``_OTHER`` elsewhere.
+
+    Raises:
+      ValueError: if no leaf is below a ``backbone`` key (the multiplier would change nothing).
+    """
+
+    def label(path, _):
+        keys = [getattr(entry, "key", None) for entry in path]
+        return BACKBONE if BACKBONE in keys else _OTHER
+
+    labels = jax.tree_util.tree_map_with_path(label, params)
+    if BACKBONE not in jax.tree.leaves(labels):
+        raise ValueError(
+            "config.optimizer.backbone_lr_multiplier is set but the model has no parameters "
+            f"under a '{BACKBONE}' submodule (its top-level parameter groups: "
+            f"{sorted(params)}); leave the multiplier at 1."
+        )
+    return labels
