@@ -15,11 +15,13 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 import pytest
+import safetensors.numpy
 import train_helpers
 
 from dlhash_jax import methods
 from dlhash_jax import models
 from dlhash_jax import train
+from dlhash_jax.train import run as train_run
 
 TESTS_DIR = os.path.dirname(os.path.abspath(__file__))
 REPO_ROOT = os.path.dirname(TESTS_DIR)
@@ -491,3 +493,49 @@ def test_tiny_dpsh_run_improves_validation_map(tmp_path):
     codes = models.encode(run.model.apply, {"params": result.state.params},
                           run.data.validation.inputs)
     assert set(np.unique(codes)) == {-1.0, 1.0}
+
+
+def test_pretrained_backbone_needs_its_weights_file_and_only_it_reads_one(tmp_path):
+    config = train_helpers.tiny_config(**{"model.backbone": "resnet50"})
+    with pytest.raises(ValueError, match=r"config.model.backbone='resnet50' is an "
+                       r"ImageNet-pretrained network: set config.model.pretrained_path"):
+        train.validate_config(config)
+    config.model.pretrained_path = str(tmp_path / "absent.safetensors")
+    with pytest.raises(ValueError, match=r"pretrained_path=.*absent.safetensors'?: no such file"):
+        train.validate_config(config)
+    scratch = train_helpers.tiny_config(**{"model.pretrained_path": str(tmp_path)})
+    with pytest.raises(ValueError, match=r"pretrained_path is set but config.model.backbone='mlp' "
+                       r"is trained from scratch; pretrained backbones: alexnet, vgg16"):
+        train.validate_config(scratch)
+
+
+@pytest.mark.slow
+def test_a_run_on_a_pretrained_backbone_starts_from_the_file_and_scales_its_rate(tmp_path):
+    weights = models.pretrained.random_weights("resnet50", 5)
+    weights_path = str(tmp_path / "resnet50.safetensors")
+    safetensors.numpy.save_file(weights, weights_path)
+    rng = np.random.default_rng(0)
+    features = str(tmp_path / "images.npz")
+    np.savez(features, x=rng.uniform(size=(60, 32, 32, 3)).astype(np.float32),
+             y=np.arange(60) % 3)
+    config = train_helpers.tiny_config(**{
+        "protocol": f"features:{features}",
+        "protocol_overrides": {"query_size": 10, "train_size": 30, "validation_size": 10},
+        "model.backbone": "resnet50", "model.pretrained_path": weights_path,
+        "batch_size": 10, "optimizer.backbone_lr_multiplier": 0.1})
+    run = train.setup_run(config)
+    state = train_run.initial_state(run, fill_bank=True)
+    _, expected = models.load_pretrained("resnet50", weights_path)
+    (loaded,) = state.params["backbone"].values()
+    assert jax.tree.all(jax.tree.map(np.array_equal, loaded, expected["params"]))
+    # The bank was filled by the pretrained network, not by a random one.
+    outputs = run.model.apply({"params": state.params, **state.model_state},
+                              run.data.train.inputs[:4], train=False)["relaxed"]
+    np.testing.assert_allclose(state.bank.outputs[:4], outputs, rtol=1e-4, atol=1e-4)
+    # backbone_lr_multiplier found the backbone: a first update moves it 10x less than the head.
+    grads = jax.tree.map(jnp.ones_like, state.params)
+    updates, _ = run.tx.update(grads, run.tx.init(state.params), state.params)
+    (backbone_update,) = updates["backbone"].values()
+    first_backbone = jax.tree.leaves(backbone_update)[0].ravel()[0]
+    first_head = jax.tree.leaves(updates["head"])[0].ravel()[0]
+    np.testing.assert_allclose(first_backbone, 0.1 * first_head, rtol=1e-5)

@@ -59,7 +59,8 @@ from jax import lax
 from dlhash_jax import _checks
 from dlhash_jax import models
 
-BACKBONES = ("mlp", "convnet", "resnet")
+# Trained from scratch, then the ImageNet-pretrained ones a run loads from `model.pretrained_path`.
+BACKBONES = ("mlp", "convnet", "resnet", *models.PRETRAINED_BACKBONES)
 
 # Axis name of the replicated training step; ResNet averages BatchNorm statistics over it.
 AXIS_NAME = "batch"
@@ -293,7 +294,9 @@ def build_backbone(model_config: ml_collections.ConfigDict) -> nn.Module:
       model_config: the ``model`` block of a run config (see ``dlhash_jax.train.default_config``):
         ``backbone`` in ``BACKBONES``; ``features`` and ``dropout_rate`` for ``"mlp"``;
         ``conv_features``, ``dense_features`` and ``dropout_rate`` for ``"convnet"``; ``depth``
-        and ``widths`` for ``"resnet"``.
+        and ``widths`` for ``"resnet"``; ``"alexnet"``, ``"vgg16"``, ``"resnet50"`` and
+        ``"vit_b16"`` are :class:`~dlhash_jax.models.PretrainedFeatures` (``vit_image_size`` for
+        ``vit_b16``), whose weights the run loads from ``pretrained_path``.
 
     Returns:
       A flax module mapping ``[B, ...]`` inputs to ``[B, D]`` features.
@@ -306,6 +309,10 @@ def build_backbone(model_config: ml_collections.ConfigDict) -> nn.Module:
     if name == "mlp":
         return models.MLP(
             features=tuple(model_config.features), dropout_rate=model_config.dropout_rate
+        )
+    if name in models.PRETRAINED_BACKBONES:
+        return models.PretrainedFeatures(
+            name, image_size=model_config.get("vit_image_size") or None, bn_axis_name=AXIS_NAME
         )
     if name == "convnet":
         return models.ConvNet(

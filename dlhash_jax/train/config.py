@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import difflib
 import math
+import os
 from collections.abc import Mapping
 from typing import Any
 
@@ -19,6 +20,7 @@ from dlhash_jax import _checks
 from dlhash_jax import conventions
 from dlhash_jax import data as data_lib
 from dlhash_jax import methods
+from dlhash_jax import models
 from dlhash_jax.data import protocols as data_protocols
 
 PARALLEL_MODES = ("pmap", "shard_map")
@@ -61,9 +63,13 @@ def default_config() -> ml_collections.ConfigDict:
         keyword overrides for it; ``data_dir``: where tfds data lives ("" for the default).
       - ``seed``: seeds the splits, the initialisation and the data order.
       - ``bits``: code length ``L``.
-      - ``model``: ``backbone`` (``"mlp"``, ``"convnet"``, ``"resnet"``) and each backbone's
-        fields (see ``dlhash_jax.methods.build_backbone``); ``text_features``: hidden widths of
-        the text network of cross-modal methods (``dlhash_jax.models.TextEncoder``).
+      - ``model``: ``backbone`` (``"mlp"``, ``"convnet"``, ``"resnet"``, or a pretrained one:
+        ``"alexnet"``, ``"vgg16"``, ``"resnet50"``, ``"vit_b16"``) and each backbone's fields
+        (see ``dlhash_jax.methods.build_backbone``); ``pretrained_path``: the ``.safetensors`` /
+        ``.npz`` weights of a pretrained backbone (required with one; docs/pretrained.md);
+        ``vit_image_size``: the image side of ``vit_b16``'s position embeddings (0: 224);
+        ``text_features``: hidden widths of the text network of cross-modal methods
+        (``dlhash_jax.models.TextEncoder``).
       - ``batch_size`` (global, split evenly over devices), ``num_epochs``, ``augment``.
       - ``optimizer``: ``name`` (``OPTIMIZERS``), ``learning_rate``, ``schedule``
         (``SCHEDULES``, decayed over the whole run), ``warmup_steps``, ``weight_decay``
@@ -96,6 +102,8 @@ def default_config() -> ml_collections.ConfigDict:
             "widths": (16, 32, 64),
             "text_features": (256,),
             "dropout_rate": 0.0,
+            "pretrained_path": "",
+            "vit_image_size": 0,
         }
     )
     config.batch_size = 64
@@ -162,6 +170,26 @@ def _check_protocol(name) -> None:
         )
 
 
+def _check_pretrained(model_config) -> None:
+    """A pretrained backbone needs its weights file; only a pretrained backbone reads one."""
+    path = model_config.get("pretrained_path", "")
+    backbone = model_config.backbone
+    if backbone in models.PRETRAINED_BACKBONES:
+        if not path:
+            raise ValueError(
+                f"config.model.backbone={backbone!r} is an ImageNet-pretrained network: set "
+                "config.model.pretrained_path to its weights (.safetensors or .npz; "
+                "docs/pretrained.md says where to get them and how to convert a .pth file)."
+            )
+        if not os.path.isfile(path):
+            raise ValueError(f"config.model.pretrained_path={path!r}: no such file.")
+    elif path:
+        raise ValueError(
+            f"config.model.pretrained_path is set but config.model.backbone={backbone!r} is "
+            f"trained from scratch; pretrained backbones: {', '.join(models.PRETRAINED_BACKBONES)}."
+        )
+
+
 def validate_config(
     config: ml_collections.ConfigDict, *, recipe: methods.Recipe | None = None
 ) -> methods.Recipe:
@@ -193,6 +221,7 @@ def validate_config(
         )
     _check_protocol(config.protocol)
     _checks.check_choice(config.model.backbone, methods.BACKBONES, "config.model.backbone")
+    _check_pretrained(config.model)
     _checks.check_choice(config.optimizer.name, OPTIMIZERS, "config.optimizer.name")
     _checks.check_choice(config.optimizer.schedule, SCHEDULES, "config.optimizer.schedule")
     _checks.check_choice(config.parallel, PARALLEL_MODES, "config.parallel")

@@ -25,6 +25,7 @@ import optax
 
 from dlhash_jax import data as data_lib
 from dlhash_jax import methods
+from dlhash_jax import models
 from dlhash_jax.train import config as config_lib
 from dlhash_jax.train.optimizer import make_optimizer
 from dlhash_jax.train.state import TrainState
@@ -113,6 +114,8 @@ class Run:
       tx: the optax optimizer.
       steps_per_epoch: ``len(data.train) // batch_size``.
       num_steps: ``steps_per_epoch * num_epochs``.
+      pretrained: the variables of a pretrained backbone (``model.pretrained_path``), loaded
+        into the initial state; ``None`` for a backbone trained from scratch.
     """
 
     config: ml_collections.ConfigDict
@@ -123,6 +126,7 @@ class Run:
     tx: optax.GradientTransformation
     steps_per_epoch: int
     num_steps: int
+    pretrained: Any = None
 
     @property
     def learns_train_codes(self) -> bool:
@@ -167,6 +171,9 @@ def setup_run(
             f"({len(data.train)} items)."
         )
     num_steps = steps_per_epoch * config.num_epochs
+    pretrained = None
+    if config.model.backbone in models.PRETRAINED_BACKBONES:
+        _, pretrained = models.load_pretrained(config.model.backbone, config.model.pretrained_path)
     return Run(
         config=config_lib.resolved_config(config, recipe),
         recipe=recipe,
@@ -176,6 +183,7 @@ def setup_run(
         tx=make_optimizer(config.optimizer, num_steps, alternating=recipe.alternating),
         steps_per_epoch=steps_per_epoch,
         num_steps=num_steps,
+        pretrained=pretrained,
     )
 
 
@@ -192,4 +200,5 @@ def initial_state(run: Run, *, fill_bank: bool) -> TrainState:
         batch_size=run.config.evaluation.batch_size,
         prepared=run.prepared,
         hparams=run.hparams,
+        pretrained=run.pretrained,
     )

@@ -88,6 +88,7 @@ def create_train_state(
     batch_size: int = 1024,
     prepared: Any = None,
     hparams: Mapping[str, Any] | None = None,
+    pretrained: Mapping[str, Any] | None = None,
 ) -> TrainState:
     """Initialises parameters, optimizer state, RNG, the bank, prepared data, discrete variables.
 
@@ -110,6 +111,8 @@ def create_train_state(
         computes it once: ``dlhash_jax.train.Run.prepared``), else ``None``.
       hparams: the recipe's hyper-parameters, for a recipe with ``discrete`` (its ``init``
         reads them); ``None``: the recipe's defaults.
+      pretrained: a pretrained backbone's variables (``models.load_pretrained``), which replace
+        that backbone's initialisation (``models.graft_pretrained``) before the bank is filled.
 
     Returns:
       A :class:`TrainState` with ``step`` 0.
@@ -118,6 +121,8 @@ def create_train_state(
     sample_inputs = jax.tree.map(jnp.asarray, sample_inputs)
     variables = model.init({"params": init_key, "dropout": init_key}, sample_inputs, train=False)
     variables = dict(variables)
+    if pretrained is not None:
+        variables = models.graft_pretrained(variables, pretrained)
     params = variables.pop("params")
     bank = None
     if recipe.bank_output is not None:

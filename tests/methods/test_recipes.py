@@ -96,5 +96,5 @@ def test_build_backbone_rejects_unknown_name():
     model_config = train.default_config().model
     model_config.backbone = "vit"
     with pytest.raises(ValueError, match=r"model.backbone must be one of \('mlp', 'convnet', "
-                       r"'resnet'\), got 'vit'"):
+                       r"'resnet', 'alexnet', 'vgg16', 'resnet50', 'vit_b16'\), got 'vit'"):
         methods.build_backbone(model_config)
