@@ -1,5 +1,5 @@
 """Relaxations of ``sgn``: straight-through sign, BiHalf's batch split, scaled tanh, and
-β-continuation schedules.
+β-continuation schedules; and the gradient reversal of adversarial terms.
 
 Survey §4.5. ``sgn`` has zero gradient almost everywhere, so a network that ends in it cannot be
 trained by back-propagation. The two families here either keep the exact ``sgn`` in the forward
@@ -7,11 +7,16 @@ pass and substitute a surrogate gradient (:func:`sign_ste`; :func:`bihalf_sign`,
 pass splits each bit at the batch median), or replace ``sgn`` by a smooth
 function that approaches it as a sharpness ``β`` grows (:func:`scaled_tanh`, with ``β`` raised
 during training by :func:`continuation_schedule`, the HashNet recipe).
+
+:func:`gradient_reversal` is the other surrogate derivative the recipes need: the identity in
+the forward pass and a negated derivative in the backward pass, which turns the minimax game of
+an adversarial regulariser (TBH) into one loss for one optimizer.
 """
 
 from __future__ import annotations
 
 import functools
+import math
 import numbers
 
 import jax
@@ -261,3 +266,74 @@ def continuation_schedule(
         return init_value * (1.0 + gamma * stage_start.astype(float)) ** power
 
     return schedule
+
+
+@jax.custom_jvp
+def _gradient_reversal(x: jax.Array, scale: jax.Array) -> jax.Array:
+    del scale  # The value is x whatever the scale: only the derivative reads it.
+    return x
+
+
+@_gradient_reversal.defjvp
+def _gradient_reversal_jvp(primals, tangents):
+    (x, scale), (t, _) = primals, tangents
+    # The value does not depend on `scale`, so its tangent is dropped: d/d scale is exactly 0.
+    return x, -scale * t
+
+
+def gradient_reversal(x: jax.typing.ArrayLike, *, scale: jax.typing.ArrayLike = 1.0) -> jax.Array:
+    """The identity in the forward pass, the derivative multiplied by ``−scale`` backwards.
+
+    ``y = x`` exactly, and ``∂y/∂x := −scale · I``: whatever gradient reaches ``y`` reaches
+    ``x`` negated (and scaled). Placed between a generator and a discriminator, it lets one
+    loss drive a minimax game: with ``loss = g(θ_G) + h(D_φ(gradient_reversal(G_θ(x))))`` the
+    gradient with respect to the discriminator's parameters ``φ`` is that of ``h`` (it
+    minimises ``h``), and the gradient with respect to the generator's parameters ``θ`` is that
+    of ``g − scale · h`` (it maximises ``h``). With ``scale = 1`` one step of a per-parameter
+    optimizer on this loss is the step of the two players' separate optimizers on their own
+    losses.
+
+    Implemented with ``jax.custom_jvp`` (tangent ``−scale · t``, linear, so reverse mode
+    transposes it), so it works under ``jit``, ``vmap``, ``grad`` and forward-mode ``jvp``. No
+    derivative reaches ``scale``: the value does not depend on it.
+
+    Not in the survey. TBH (Shen et al., CVPR 2020) trains its encoder and decoder ("actor")
+    and its two discriminators ("critic") with two optimizers on two losses; its recipe here
+    reverses the gradient of the generated inputs of each discriminator instead
+    (:mod:`dlhash_jax.methods.tbh`).
+
+    References:
+      Ganin & Lempitsky, "Unsupervised domain adaptation by backpropagation", ICML 2015 (the
+      gradient reversal layer).
+
+    Args:
+      x: real array of any shape.
+      scale: the factor ``λ`` of the reversed derivative (keyword-only), a finite real number;
+        a traced scalar is accepted unchecked. ``0`` blocks the gradient like
+        ``stop_gradient``.
+
+    Returns:
+      ``x`` as a float array of its shape (float32 for integer input).
+
+    Raises:
+      ValueError: if ``scale`` is not a finite real number (or, traced, not a scalar).
+
+    Examples:
+      >>> x = jnp.array([1.0, -2.0])
+      >>> gradient_reversal(x)
+      Array([ 1., -2.], dtype=float32)
+      >>> jax.grad(lambda x: jnp.sum(x * gradient_reversal(x, scale=0.5)))(x)
+      Array([ 0.5, -1. ], dtype=float32)
+    """
+    if isinstance(scale, jax.Array):
+        if jnp.ndim(scale) != 0:
+            raise ValueError(f"scale must be a scalar, got shape {jnp.shape(scale)}.")
+    elif (
+        isinstance(scale, bool)
+        or not isinstance(scale, numbers.Real)
+        or not math.isfinite(scale)
+    ):
+        raise ValueError(f"scale must be a finite real number, got {scale!r}.")
+    x = jnp.asarray(x)
+    x = x.astype(jnp.promote_types(x.dtype, jnp.float32))
+    return _gradient_reversal(x, jnp.asarray(scale, x.dtype))

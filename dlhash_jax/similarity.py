@@ -1,4 +1,5 @@
-"""Similarity between items: from labels, from input-space distances, and from kNN graphs.
+"""Similarity between items: from labels, from input-space distances, from kNN graphs, and
+from the Hamming distance of codes (with the normalised adjacency a graph convolution reads).
 
 Survey §4.3.1 (input-space similarity, for unlabelled data) and the label relations that the
 supervised terms of §4.3.2 and the evaluation protocol use. Batch first: labels ``Y`` are
@@ -9,6 +10,7 @@ than an ``[N, M, C]`` or ``[N, M, D]`` tensor.
 
 from __future__ import annotations
 
+import math
 import numbers
 
 import jax
@@ -182,6 +184,147 @@ def graph_laplacian(R: jax.typing.ArrayLike) -> jax.Array:
     if R.shape[0] != R.shape[1]:
         raise ValueError(f"R must be a square [N, N] matrix, got shape {R.shape}.")
     return jnp.diag(jnp.sum(R, axis=1)) - R
+
+
+def _check_power(power) -> None:
+    """Raises ValueError unless ``power`` is a finite real ≥ 1; traced: a scalar."""
+    if isinstance(power, jax.Array):
+        if jnp.ndim(power) != 0:
+            raise ValueError(f"power must be a scalar, got shape {jnp.shape(power)}.")
+        return
+    if (
+        isinstance(power, bool)
+        or not isinstance(power, numbers.Real)
+        or not math.isfinite(power)
+        or not power >= 1
+    ):
+        raise ValueError(f"power must be a finite real number >= 1, got {power!r}.")
+
+
+def hamming_affinity(
+    B1: jax.typing.ArrayLike,
+    B2: jax.typing.ArrayLike | None = None,
+    *,
+    power: jax.typing.ArrayLike,
+) -> jax.Array:
+    """Affinity of binary codes from their Hamming distance: ``A_ij = (1 − d_H(b_i, b'_j)/L)^p``.
+
+    ``1`` for equal codes, ``0`` for opposite ones; ``p > 1`` lowers the affinity of distant
+    codes faster than that of near ones. The distance is computed from one matrix product,
+    ``d_ij = (L − b_iᵀ b'_j)/2``, exact for ±1 codes and the bilinear extension of the
+    Hamming distance to ``[−1, 1]^L``, so relaxed codes and the straight-through codes of a
+    training step (whose gradient is that of this extension) go in as they are.
+
+    Derivatives: where ``d_ij = 0`` exactly (the diagonal of ``B2=None``, and any two equal
+    codes) the distance is held constant, so no gradient flows through those entries; elsewhere
+    ``∂A_ij/∂b_i = p (1 − d_ij/L)^{p−1} b'_j / (2L)``. This is the gradient of TBH's authors'
+    code, which computes the distance of ``{0, 1}`` codes as ``|b (b' − 1)ᵀ + (b − 1) b'ᵀ|``
+    and whose ``|·|`` has derivative 0 at 0; it also keeps a code's affinity to itself the
+    constant it is. With ``B2=None`` the diagonal is exactly 1 (every node of the graph is
+    connected to itself, as TBH's graph convolution requires), whatever the values.
+
+    TBH (Shen et al., CVPR 2020) builds its code-driven graph over a batch with ``p = 1.4``
+    (the authors' code, ymcidence/TBH ``layer/twin_bottleneck.py``); the graph convolution then
+    reads it through :func:`normalized_adjacency`. The affinity is a similarity between the
+    rows of two sets like :func:`gaussian_affinity`, here in code space, and it changes as the
+    codes are learned.
+
+    References:
+      Shen, Qin, Chen, Yu, Liu, Zhu, Shen & Shao, "Auto-encoding twin-bottleneck hashing",
+      CVPR 2020 (arXiv:2002.11930).
+
+    Args:
+      B1: ``[N, L]`` codes in {−1, +1} (or relaxed codes in ``[−1, 1]``).
+      B2: optional ``[M, L]`` second set; defaults to ``B1`` (the ``[N, N]`` graph of a batch,
+        self-connected).
+      power: ``p ≥ 1``, finite (keyword-only); a traced scalar is accepted unchecked. Below 1
+        the derivative at ``d = L`` (opposite codes) would be infinite.
+
+    Returns:
+      ``[N, M]`` float matrix with values in ``[0, 1]`` for inputs in ``[−1, 1]`` (float32, or
+      float64 for float64 input).
+
+    Raises:
+      ValueError: if ``B1`` or ``B2`` is not 2-D, their code lengths differ, ``L = 0``, or
+        ``power`` is not a finite real number ≥ 1 (or, traced, not a scalar).
+
+    Examples:
+      >>> b = jnp.array([[1.0, 1.0, 1.0, 1.0], [1.0, 1.0, -1.0, -1.0], [-1.0, -1.0, -1.0, -1.0]])
+      >>> hamming_affinity(b, power=1.0)
+      Array([[1. , 0.5, 0. ],
+             [0.5, 1. , 0.5],
+             [0. , 0.5, 1. ]], dtype=float32)
+    """
+    _check_matrix(B1, "B1", "[N, L]")
+    if B2 is not None:
+        _check_matrix(B2, "B2", "[M, L]")
+        _check_same_width(B1, B2, ("B1", "B2"), "bits")
+    if jnp.shape(B1)[1] == 0:
+        raise ValueError(f"B1 must have at least one bit, got shape {jnp.shape(B1)}.")
+    _check_power(power)
+    B1 = _as_float(B1)
+    B2 = B1 if B2 is None else _as_float(B2)
+    bits = B1.shape[1]
+    inner = jnp.matmul(B1, B2.T, precision=lax.Precision.HIGHEST)
+    distance = (bits - inner) / 2
+    # Equal codes: no derivative through their distance (the authors' |·| at 0; a code's
+    # distance to itself is 0 whatever the code).
+    distance = jnp.where(distance == 0, lax.stop_gradient(distance), distance)
+    # Inputs outside [−1, 1] could push the base below 0, where a fractional power is NaN.
+    base = jnp.maximum(1 - distance / bits, 0)
+    affinity = base ** jnp.asarray(power, base.dtype)
+    if B2 is B1:
+        affinity = jnp.where(jnp.eye(B1.shape[0], dtype=bool), 1.0, affinity)
+    return affinity.astype(B1.dtype)
+
+
+def normalized_adjacency(A: jax.typing.ArrayLike, *, eps: float = 1e-8) -> jax.Array:
+    """Symmetrically normalised adjacency ``D^{−1/2} A D^{−1/2}``, ``D = diag(Σ_j A_ij + ε)``.
+
+    The propagation matrix of a graph convolution (Kipf & Welling): entry ``(i, j)`` is
+    ``A_ij / √((d_i + ε)(d_j + ε))`` with ``d_i`` the row sums (degrees); for a
+    self-connected ``A`` (non-zero diagonal, e.g. :func:`hamming_affinity` of a batch), the
+    renormalised ``Ã`` of the GCN paper. ``ε`` keeps an isolated node (a zero row) at 0
+    instead of ``0/0``; TBH's authors' code adds ``1e-8`` to the degrees, the default.
+
+    Differentiable in ``A``, degrees included (a graph built from learned codes passes its
+    gradient on through both).
+
+    References:
+      Kipf & Welling, "Semi-supervised classification with graph convolutional networks",
+      ICLR 2017; Shen et al., "Auto-encoding twin-bottleneck hashing", CVPR 2020 (the
+      authors' ``GCNLayer.graph_laplacian``, which despite its name computes this matrix).
+
+    Args:
+      A: ``[N, N]`` non-negative affinity matrix.
+      eps: ``ε ≥ 0`` added to every degree (keyword-only), finite.
+
+    Returns:
+      ``[N, N]`` matrix of the dtype of ``A`` (float32 for integer input); symmetric when
+      ``A`` is.
+
+    Raises:
+      ValueError: if ``A`` is not a square matrix, or ``eps`` is not a finite real ≥ 0.
+
+    Examples:
+      >>> # Degrees 4 and 1: A_ij / √(d_i d_j).
+      >>> normalized_adjacency(jnp.array([[3.0, 1.0], [1.0, 0.0]]), eps=0.0)
+      Array([[0.75, 0.5 ],
+             [0.5 , 0.  ]], dtype=float32)
+    """
+    _check_matrix(A, "A", "[N, N]")
+    if jnp.shape(A)[0] != jnp.shape(A)[1]:
+        raise ValueError(f"A must be a square [N, N] matrix, got shape {jnp.shape(A)}.")
+    if (
+        isinstance(eps, bool)
+        or not isinstance(eps, numbers.Real)
+        or not math.isfinite(eps)
+        or not eps >= 0
+    ):
+        raise ValueError(f"eps must be a finite real number >= 0, got {eps!r}.")
+    A = _as_float(A)
+    inv_sqrt = lax.rsqrt(jnp.sum(A, axis=1) + jnp.asarray(eps, A.dtype))
+    return inv_sqrt[:, None] * A * inv_sqrt[None, :]
 
 
 def _check_k(k, name: str, low: int, n: int) -> None:

@@ -280,3 +280,84 @@ def test_bihalf_sign_docstring_examples():
                                                            "bihalf_sign": relaxations.bihalf_sign}):
         runner.run(test)
     assert runner.failures == 0 and runner.tries >= 2
+
+
+# --- gradient_reversal ----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("scale", [1.0, 0.5, 0.0, -2.0])
+def test_gradient_reversal_is_the_identity_with_a_negated_derivative(scale):
+    x = jnp.asarray(POINTS)
+    weights = np.arange(1.0, 9.0, dtype=np.float32).reshape(2, 4)
+    out = jax.jit(lambda x: relaxations.gradient_reversal(x, scale=scale))(x)
+    np.testing.assert_array_equal(out, POINTS)
+    grad = jax.jit(jax.grad(lambda x: jnp.sum(weights * relaxations.gradient_reversal(
+        x, scale=scale))))(x)
+    np.testing.assert_array_equal(grad, -scale * weights)
+    primal, tangent = jax.jvp(lambda x: relaxations.gradient_reversal(x, scale=scale), (x,),
+                              (weights,))
+    np.testing.assert_array_equal(primal, POINTS)
+    np.testing.assert_array_equal(tangent, -scale * weights)
+    per_row = jax.vmap(jax.grad(lambda r, w: jnp.sum(w * relaxations.gradient_reversal(
+        r, scale=scale))))(x, weights)
+    np.testing.assert_array_equal(per_row, -scale * weights)
+
+
+def test_gradient_reversal_splits_a_minimax_into_one_loss(x64):
+    # loss(θ, φ) = g(θ) + h(φ, x(θ)): through the reversal φ descends h and θ descends g − h,
+    # which check_grads verifies against finite differences of those two objectives.
+    def g(theta):
+        return jnp.sum(theta**2)
+
+    def h(phi, x):
+        return jnp.sum(jnp.sin(phi * x))
+
+    def one_loss(theta, phi):
+        return g(theta) + h(phi, relaxations.gradient_reversal(jnp.tanh(theta)))
+
+    theta, phi = jnp.array([0.3, -1.2, 0.7]), jnp.array([1.5, 0.4, -0.8])
+    grad_theta, grad_phi = jax.grad(one_loss, argnums=(0, 1))(theta, phi)
+    actor = jax.grad(lambda t: g(t) - h(phi, jnp.tanh(t)))(theta)
+    critic = jax.grad(lambda p: h(p, jnp.tanh(theta)))(phi)
+    np.testing.assert_allclose(grad_theta, actor, rtol=1e-12)
+    np.testing.assert_allclose(grad_phi, critic, rtol=1e-12)
+    # Two reversals of scales 2 and 1/2 multiply the derivative by (−2)(−1/2) = 1, so the
+    # composition's derivatives (forward and reverse) must match finite differences.
+    def twice(x):
+        inner = relaxations.gradient_reversal(jnp.tanh(x), scale=2.0)
+        return relaxations.gradient_reversal(inner**3, scale=0.5)
+
+    check_grads(twice, (theta,), order=1, modes=("fwd", "rev"))
+
+
+def test_gradient_reversal_traced_scale_and_dtypes(x64):
+    x = jnp.array([1.0, -2.0])
+    grad = jax.jit(jax.grad(lambda x, s: jnp.sum(relaxations.gradient_reversal(x, scale=s))))(
+        x, 0.25)
+    np.testing.assert_array_equal(grad, [-0.25, -0.25])
+    # No derivative reaches the scale: the value does not depend on it.
+    assert float(jax.grad(lambda s: jnp.sum(relaxations.gradient_reversal(x, scale=s)))(2.0)) == 0
+    assert relaxations.gradient_reversal(x).dtype == jnp.float64
+
+
+def test_gradient_reversal_casts_integers_to_float():
+    out = relaxations.gradient_reversal(np.array([1, 2], np.int32))
+    assert out.dtype == jnp.float32
+    np.testing.assert_array_equal(out, [1.0, 2.0])
+
+
+def test_gradient_reversal_rejects_bad_scale():
+    for bad in (float("inf"), float("nan"), True, "1", None):
+        with pytest.raises(ValueError, match=r"scale must be a finite real number, got"):
+            relaxations.gradient_reversal(jnp.ones(3), scale=bad)
+    with pytest.raises(ValueError, match=r"scale must be a scalar, got shape \(2,\)"):
+        jax.jit(lambda s: relaxations.gradient_reversal(jnp.ones(3), scale=s))(jnp.ones(2))
+
+
+def test_gradient_reversal_docstring_examples():
+    runner = doctest.DocTestRunner()
+    finder = doctest.DocTestFinder()
+    for test in finder.find(relaxations.gradient_reversal, globs={
+            "jax": jax, "jnp": jnp, "gradient_reversal": relaxations.gradient_reversal}):
+        runner.run(test)
+    assert runner.failures == 0 and runner.tries >= 2

@@ -1,9 +1,12 @@
 """Tests of dlhash_jax.similarity against loop references and hand-built graphs."""
 
+import doctest
+
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from jax.test_util import check_grads
 
 from dlhash_jax import similarity
 
@@ -208,3 +211,148 @@ def test_knn_graph_rejects_bad_k(k1, k2, match):
 def test_knn_graph_rejects_bad_rank():
     with pytest.raises(ValueError, match=r"X must have shape \[N, D\], got shape \(5,\)"):
         similarity.knn_graph_similarity(np.ones(5), 1, 1)
+
+
+# --- hamming_affinity and normalized_adjacency (TBH's code-driven graph) ----------------------
+
+
+def _hamming_affinity_loop(b1, b2, power):
+    bits = b1.shape[1]
+    return np.array(
+        [[(1 - sum(x != y for x, y in zip(r1, r2)) / bits) ** power for r2 in b2] for r1 in b1]
+    )
+
+
+def _codes(rng, n, bits):
+    return np.where(rng.random((n, bits)) < 0.5, -1.0, 1.0).astype(np.float32)
+
+
+@pytest.mark.parametrize("power", [1.0, 1.4, 3.0])
+def test_hamming_affinity_matches_loop(power):
+    rng = np.random.default_rng(10)
+    b1, b2 = _codes(rng, 7, 12), _codes(rng, 5, 12)
+    A = jax.jit(lambda b: similarity.hamming_affinity(b, power=power))(b1)
+    np.testing.assert_allclose(A, _hamming_affinity_loop(b1, b1, power), rtol=1e-6, atol=1e-7)
+    np.testing.assert_array_equal(np.diag(A), np.ones(7))
+    np.testing.assert_array_equal(A, np.asarray(A).T)
+    cross = similarity.hamming_affinity(b1, b2, power=power)
+    assert cross.shape == (7, 5) and cross.dtype == jnp.float32
+    np.testing.assert_allclose(cross, _hamming_affinity_loop(b1, b2, power), rtol=1e-6, atol=1e-7)
+
+
+def test_hamming_affinity_hand_case_and_the_authors_zero_one_form():
+    # Distances 0, 1, 3 out of L = 4 bits: (1 − d/4)^1.4.
+    b = np.array([[1, 1, 1, 1], [1, 1, 1, -1], [-1, -1, -1, 1]], np.float32)
+    A = similarity.hamming_affinity(b, power=1.4)
+    np.testing.assert_allclose(A[0], [1.0, 0.75**1.4, 0.25**1.4], rtol=1e-6)
+    np.testing.assert_allclose(A[1, 2], 0.0, atol=0)  # all four bits differ
+    # The authors' distance of {0, 1} codes: |b (b' − 1)ᵀ + (b − 1) b'ᵀ| / L.
+    zero_one = (b + 1) / 2
+    authors = np.abs(zero_one @ (zero_one - 1).T + (zero_one - 1) @ zero_one.T) / 4
+    np.testing.assert_allclose(A, (1 - authors) ** 1.4, rtol=1e-6)
+
+
+def test_hamming_affinity_gradient_vanishes_only_at_zero_distance(x64):
+    rng = np.random.default_rng(11)
+    b = jnp.asarray(_codes(rng, 5, 6), jnp.float64)
+    b = b.at[4].set(b[1]).at[3].set(-b[0])  # equal codes (distance 0) and opposite ones (L)
+    weights = jnp.asarray(rng.normal(size=(5, 5)))
+    power, bits = 1.4, 6
+    grad = jax.grad(lambda x: jnp.sum(weights * similarity.hamming_affinity(x, power=power)))(b)
+    # Closed form: Σ_j w_ij ∂A_ij/∂b_i + Σ_j w_ji ∂A_ji/∂b_i over pairs at distance > 0, with
+    # ∂A_ij/∂b_i = p (1 − d_ij/L)^{p−1} b_j / (2L).
+    distance = (bits - np.asarray(b) @ np.asarray(b).T) / 2
+    slope = np.where(distance > 0, power * (1 - distance / bits) ** (power - 1) / (2 * bits), 0.0)
+    np.fill_diagonal(slope, 0.0)
+    w = np.asarray(weights)
+    expected = (w * slope) @ np.asarray(b) + (w.T * slope.T) @ np.asarray(b)
+    np.testing.assert_allclose(grad, expected, rtol=1e-10, atol=1e-12)
+    # Away from zero distances (relaxed codes inside the cube) the derivative is the numerical one.
+    relaxed = jnp.asarray(0.8 * rng.uniform(-1, 1, size=(4, 6)))
+    check_grads(
+        lambda x: similarity.hamming_affinity(x, relaxed[::-1], power=power), (relaxed,),
+        order=2, modes=("fwd", "rev"))
+
+
+def test_hamming_affinity_diagonal_is_one_for_relaxed_codes_and_vmap():
+    relaxed = np.array([[0.5, -0.2, 0.9], [0.1, 0.3, -0.4]], np.float32)
+    A = similarity.hamming_affinity(relaxed, power=2.0)
+    np.testing.assert_array_equal(np.diag(A), [1.0, 1.0])
+    # Off the diagonal: the bilinear distance (L − bᵀb')/2.
+    d = (3 - relaxed[0] @ relaxed[1]) / 2
+    np.testing.assert_allclose(A[0, 1], (1 - d / 3) ** 2, rtol=1e-6)
+    stacks = _codes(np.random.default_rng(12), 12, 8).reshape(3, 4, 8)
+    mapped = jax.vmap(lambda b: similarity.hamming_affinity(b, power=1.4))(stacks)
+    for got, codes in zip(mapped, stacks):
+        np.testing.assert_allclose(got, _hamming_affinity_loop(codes, codes, 1.4), rtol=1e-6)
+    traced = jax.jit(lambda b, p: similarity.hamming_affinity(b, power=p))(stacks[0], 1.4)
+    np.testing.assert_allclose(traced, mapped[0], rtol=1e-6)
+
+
+def test_hamming_affinity_rejects_bad_input():
+    ok = np.ones((3, 4), np.float32)
+    with pytest.raises(ValueError, match=r"B1 must have shape \[N, L\], got shape \(4,\)"):
+        similarity.hamming_affinity(np.ones(4), power=1.4)
+    with pytest.raises(ValueError, match=r"B2 must have shape \[M, L\], got shape \(1, 2, 4\)"):
+        similarity.hamming_affinity(ok, np.ones((1, 2, 4)), power=1.4)
+    with pytest.raises(ValueError, match=r"same number of bits.*\(3, 4\) and \(2, 5\)"):
+        similarity.hamming_affinity(ok, np.ones((2, 5)), power=1.4)
+    with pytest.raises(ValueError, match=r"at least one bit, got shape \(3, 0\)"):
+        similarity.hamming_affinity(np.ones((3, 0)), power=1.4)
+    for bad in (0.5, 0.0, -1.0, float("inf"), float("nan"), True, "1.4", None):
+        with pytest.raises(ValueError, match=r"power must be a finite real number >= 1, got"):
+            similarity.hamming_affinity(ok, power=bad)
+    with pytest.raises(ValueError, match=r"power must be a scalar, got shape \(2,\)"):
+        jax.jit(lambda p: similarity.hamming_affinity(ok, power=p))(jnp.ones(2))
+
+
+def _normalized_loop(a, eps):
+    degree = [sum(row) + eps for row in a]
+    n = len(a)
+    return np.array([[a[i][j] / np.sqrt(degree[i] * degree[j]) for j in range(n)]
+                     for i in range(n)])
+
+
+def test_normalized_adjacency_matches_loop_and_hand_case():
+    rng = np.random.default_rng(13)
+    a = rng.random((6, 6))
+    a = (a + a.T) / 2
+    P = jax.jit(similarity.normalized_adjacency)(a.astype(np.float32))
+    np.testing.assert_allclose(P, _normalized_loop(a, 1e-8), rtol=1e-5)
+    np.testing.assert_allclose(P, np.asarray(P).T, rtol=1e-6)
+    # Degrees 4 and 1: A_ij / √(d_i d_j); an isolated node stays 0 (ε), no 0/0.
+    hand = similarity.normalized_adjacency(np.array([[3.0, 1.0, 0.0], [1.0, 0.0, 0.0],
+                                                     [0.0, 0.0, 0.0]], np.float32))
+    np.testing.assert_allclose(hand, [[0.75, 0.5, 0.0], [0.5, 0.0, 0.0], [0.0, 0.0, 0.0]],
+                               rtol=1e-6)
+    # The propagation of a graph of identical codes averages the rows.
+    ones = similarity.normalized_adjacency(np.ones((4, 4), np.float32), eps=0.0)
+    np.testing.assert_allclose(ones, np.full((4, 4), 0.25), rtol=1e-6)
+
+
+def test_normalized_adjacency_gradients_and_vmap(x64):
+    rng = np.random.default_rng(14)
+    a = jnp.asarray(rng.random((5, 5)) + 0.1)
+    check_grads(similarity.normalized_adjacency, (a,), order=2, modes=("fwd", "rev"))
+    stacks = rng.random((3, 4, 4))
+    mapped = jax.vmap(similarity.normalized_adjacency)(jnp.asarray(stacks))
+    for got, matrix in zip(mapped, stacks):
+        np.testing.assert_allclose(got, _normalized_loop(matrix, 1e-8), rtol=1e-10)
+
+
+def test_normalized_adjacency_rejects_bad_input():
+    with pytest.raises(ValueError, match=r"square \[N, N\] matrix, got shape \(2, 3\)"):
+        similarity.normalized_adjacency(np.ones((2, 3)))
+    with pytest.raises(ValueError, match=r"A must have shape \[N, N\], got shape \(4,\)"):
+        similarity.normalized_adjacency(np.ones(4))
+    for bad in (-1e-8, float("inf"), float("nan"), True, None):
+        with pytest.raises(ValueError, match=r"eps must be a finite real number >= 0, got"):
+            similarity.normalized_adjacency(np.ones((2, 2)), eps=bad)
+
+
+def test_hamming_affinity_and_normalized_adjacency_docstring_examples():
+    runner, finder = doctest.DocTestRunner(), doctest.DocTestFinder()
+    for function in (similarity.hamming_affinity, similarity.normalized_adjacency):
+        for test in finder.find(function, globs={"jnp": jnp, function.__name__: function}):
+            runner.run(test)
+    assert runner.failures == 0 and runner.tries >= 3

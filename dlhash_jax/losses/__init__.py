@@ -38,7 +38,8 @@ from dlhash_jax.losses._greedy import hash_constraint_lp
 
 # Terms of methods newer than the survey (docs/design.md, "Terms of methods newer than the
 # survey"): DHN, DCH, DFH, DTSH, IDHN, DPN, OrthoHash, MIHash, JMLH, LCDSH, DBDH, DSDH, ADSH,
-# GreedyHash (unsupervised), BiHalf, CIBHash.
+# GreedyHash (unsupervised), BiHalf, CIBHash, TBH.
+from dlhash_jax.losses._adversarial import adversarial_loss
 from dlhash_jax.losses._asymmetric import asymmetric_inner_product_loss
 from dlhash_jax.losses._bernoulli import bernoulli_kl_loss
 from dlhash_jax.losses._code_balance import code_balance_loss

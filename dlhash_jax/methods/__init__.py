@@ -44,6 +44,7 @@ from dlhash_jax.methods import orthohash
 from dlhash_jax.methods import sdh
 from dlhash_jax.methods import sparse_similarity
 from dlhash_jax.methods import ssdh
+from dlhash_jax.methods import tbh
 from dlhash_jax.methods import udh
 from dlhash_jax.methods import uh_bdnn
 from dlhash_jax.methods._recipe import AXIS_NAME
@@ -101,6 +102,7 @@ RECIPES = {
     "sdh": sdh.RECIPE,
     "sparse_similarity": sparse_similarity.RECIPE,
     "ssdh": ssdh.RECIPE,
+    "tbh": tbh.RECIPE,
     "udh": udh.RECIPE,
     "uh_bdnn": uh_bdnn.RECIPE,
 }
@@ -178,6 +180,7 @@ __all__ = [
     "sdh",
     "sparse_similarity",
     "ssdh",
+    "tbh",
     "udh",
     "uh_bdnn",
 ]
