@@ -1,8 +1,9 @@
 """The results tables: recipes and the classic baselines, by protocol, code length and seed.
 
-Commands (the full report, all four tables; measured on 2 CPU cores that other jobs shared, at a
-load of 6-7: ``digits`` 14 minutes, ``digits_mosaic`` 6.5, ``mnist5k`` about 34 and
-``digits_mosaic_tags`` 1.5; on a quiet machine the runs take about half that CPU time):
+Commands (the full report, all six tables; measured on 2 CPU cores: ``digits`` 17 minutes,
+``mnist5k`` 36 and ``digits_mosaic`` 7 while other jobs shared the cores at a load of 8-9;
+``digits_unsupervised`` 7.5, ``mnist5k_unsupervised`` 12 and ``digits_mosaic_tags`` 1 on a quiet
+machine):
 
     .venv/bin/python -m experiments.reproduce
 
@@ -46,12 +47,14 @@ table to its own section (a level-1 heading, the command, environment and wall t
 it, the protocol, the table) of ``--output``. Sections of tables not run this time are kept as
 they are in ``--output``, so each section always states the command and date that made it.
 Runs are spread over ``--workers`` processes (2: one per core of the reference machine), each
-with single-threaded XLA so two runs do not fight over the cores, and compiled programs are kept
-in JAX's persistent cache (``--workdir/jax_cache``), so the seeds of a method after the first
-skip most compilation. A run that fails is a row saying so, with its error listed under its
-table; the other runs go on. If the whole invocation stops (a killed worker, a reboot),
-``--resume`` keeps the runs a table's ``results.jsonl`` already holds and runs the rest; the
-section then says how many runs it kept.
+with single-threaded XLA so two runs do not fight over the cores. A worker drops its compiled
+programs after each run (``jax.clear_caches``: they otherwise grow to gigabytes over a table, and
+once a worker ran out of memory and stopped a long invocation); JAX's persistent cache
+(``--workdir/jax_cache``) keeps them on disk, so the seeds of a method after the first skip most
+compilation. A run that fails is a row saying so, with its error
+listed under its table; the other runs go on. If the whole invocation stops (a killed worker, a
+reboot), ``--resume`` keeps the runs a table's ``results.jsonl`` already holds and runs the rest;
+the section then says how many runs it kept.
 """
 
 from __future__ import annotations
@@ -66,6 +69,7 @@ import time
 import traceback
 from collections.abc import Mapping, Sequence
 
+import jax
 import ml_collections
 from absl import app
 from absl import flags
@@ -351,6 +355,9 @@ def run_one(task: Mapping) -> dict:
         record["error"] = f"{type(error).__name__}: {error}".splitlines()[0][:300]
         record["traceback"] = traceback.format_exc()
     record["seconds"] = time.perf_counter() - start
+    # The in-memory compilation caches of every finished run would otherwise accumulate in the
+    # worker; the persistent cache still serves the next run.
+    jax.clear_caches()
     return record
 
 

@@ -21,9 +21,10 @@ evaluation on 2 CPU cores (jax 0.10.2, CPU; 49-51 s user, 1-2 s system per seed)
 On `mnist5k` (`mnist5k,bits=32,seed=S`; the protocol's ConvNet of 8 and 16 channels before
 the encoder), 120 epochs = 1,200 steps gave mAP 0.410 for seed=0, against ITQ 0.433 and LSH
 0.284, for about 110 s of CPU time (82 s user, 26 s system). To fit the results tables' time
-budget (9 runs per table) this config trains 60 epochs = 600 steps there, about half the time
-(seed 0's validation mAP 0.341 after 400 steps, 0.393 after 800, 0.410 after 1,200). Results at
-16, 32 and 64 bits: RESULTS.md, "Unsupervised results on mnist5k".
+budget (9 runs per table) this config trains 60 epochs = 600 steps there, about 45 s per run
+(seed 0's validation mAP 0.341 after 400 steps, 0.393 after 800, 0.410 after 1,200): mAP
+0.388 / 0.364 / 0.365 for seed=0 / 1 / 2. Results at 16, 32 and 64 bits: RESULTS.md,
+"Unsupervised results on mnist5k".
 
 Settings chosen on the validation split (seed 0, 32 bits; the recipe's docstring lists every
 run): on `digits`, batch 100 at Adam 1e-3 for 2,000 steps gave 0.651 (LSH 0.485, ITQ 0.642 on
