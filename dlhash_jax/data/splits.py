@@ -88,6 +88,20 @@ def check_splits(
     *,
     train_in_database: bool = True,
 ) -> None:
+    """Refuses splits that break a protocol's rules (docs/design.md, "Data").
+
+    Args:
+      protocol: the protocol's name, for the messages.
+      splits: ``{"query", "train", "validation", "database"}`` -> int indices into the source.
+      num_items: the source's number of items ``N``.
+      train_in_database: whether train must lie inside the database (else outside it).
+
+    Raises:
+      ValueError: naming the rule broken: indices not 1-D integers, outside ``[0, N)`` or
+        repeated; an empty query, train or database; query ∩ database or train ∩ validation
+        not empty; validation outside the database or among the queries; train on the wrong
+        side of the database.
+    """
     for split, indices in splits.items():
         if indices.ndim != 1 or not np.issubdtype(indices.dtype, np.integer):
             raise ValueError(
