@@ -47,7 +47,10 @@ table to its own section (a level-1 heading, the command, environment and wall t
 it, the protocol, the table) of ``--output``. Sections of tables not run this time are kept as
 they are in ``--output``, so each section always states the command and date that made it.
 Runs are spread over ``--workers`` processes (2: one per core of the reference machine), each
-with single-threaded XLA so two runs do not fight over the cores. A worker drops its compiled
+with single-threaded XLA so two runs do not fight over the cores. The runs of every table are
+queued at once, so a worker starts the next table's runs while the last runs of a table finish;
+a section's wall time spans its runs, from the first start to the last end, and the invocation
+prints its total. A worker drops its compiled
 programs after each run (``jax.clear_caches``: they otherwise grow to gigabytes over a table, and
 once a worker ran out of memory and stopped a long invocation); JAX's persistent cache
 (``--workdir/jax_cache``) keeps them on disk, so the seeds of a method after the first skip most
@@ -326,13 +329,15 @@ def run_one(task: Mapping) -> dict:
     """Trains (or fits) and evaluates one (table, method, bits, seed); never raises.
 
     Returns:
-      The record: ``table``, ``method``, ``bits``, ``seed``, ``seconds`` (the whole run), and
+      The record: ``table``, ``method``, ``bits``, ``seed``, ``seconds`` (the whole run),
+      ``started`` and ``finished`` (its wall-clock times, seconds since the epoch), and
       either ``train_seconds``, the table's column keys (plus ``step`` and ``checkpoint`` for
       recipes) and ``per_query`` (``{key: per-query values}`` of the interval columns, e.g.
       every query's AP for ``map``), or ``error``.
     """
     method, bits, seed = task["method"], task["bits"], task["seed"]
-    record = {"table": task["table"], "method": method, "bits": bits, "seed": seed}
+    record = {"table": task["table"], "method": method, "bits": bits, "seed": seed,
+              "started": time.time()}
     start = time.perf_counter()
     try:
         table = TABLES[task["table"]]
@@ -355,6 +360,7 @@ def run_one(task: Mapping) -> dict:
         record["error"] = f"{type(error).__name__}: {error}".splitlines()[0][:300]
         record["traceback"] = traceback.format_exc()
     record["seconds"] = time.perf_counter() - start
+    record["finished"] = time.time()
     # The in-memory compilation caches of every finished run would otherwise accumulate in the
     # worker; the persistent cache still serves the next run.
     jax.clear_caches()
@@ -396,20 +402,21 @@ def split_done(tasks: Sequence[Mapping], results_path: str) -> tuple[list[dict],
     return kept, [task for task in tasks if _run_key(task) not in done]
 
 
-def _run_table(pool, tasks: Sequence[Mapping], results_path: str, kept: Sequence[dict] = ()
-               ) -> list[dict]:
-    """Runs ``tasks`` on ``pool``, logging each record to ``results_path`` (after the ``kept``
-    records of an earlier invocation) as it comes."""
+def _collect_table(futures: Sequence[concurrent.futures.Future], results_path: str,
+                   kept: Sequence[dict] = ()) -> list[dict]:
+    """Waits for one table's runs (``futures`` of :func:`run_one`, in their order), logging each
+    record to ``results_path`` (after the ``kept`` records of an earlier invocation)."""
     records = []
-    first = TABLES[tasks[0]["table"]].columns[0]
     with open(results_path, "w") as log:
         for record in kept:
             log.write(json.dumps(record) + "\n")
         log.flush()
-        for record in pool.map(run_one, tasks):
+        for future in futures:
+            record = future.result()
             records.append(record)
             log.write(json.dumps(record) + "\n")
             log.flush()
+            first = TABLES[record["table"]].columns[0]
             status = (
                 f"failed: {record['error']}"
                 if record.get("error")
@@ -417,12 +424,18 @@ def _run_table(pool, tasks: Sequence[Mapping], results_path: str, kept: Sequence
                 f"{record['train_seconds']:.1f} s"
             )
             print(
-                f"[{record['table']} {len(records)}/{len(tasks)}] {record['method']} "
+                f"[{record['table']} {len(records)}/{len(futures)}] {record['method']} "
                 f"{record['bits']} bits seed {record['seed']}: {status} "
                 f"({record['seconds']:.1f} s)",
                 flush=True,
             )
     return records
+
+
+def table_seconds(records: Sequence[Mapping]) -> float:
+    """Wall time of a table's runs: from the first run's start to the last run's end (runs of
+    the neighbouring tables may overlap its first and last ones)."""
+    return max(r["finished"] for r in records) - min(r["started"] for r in records)
 
 
 def main(argv):
@@ -453,24 +466,30 @@ def main(argv):
     command = " ".join([".venv/bin/python -m experiments.reproduce", *sys.argv[1:]])
     order = [table.heading for table in TABLES.values()]
     failed = False
+    invocation_start = time.perf_counter()
     with concurrent.futures.ProcessPoolExecutor(
         max_workers=_WORKERS.value,
         mp_context=multiprocessing.get_context("spawn"),
         initializer=_worker_setup,
     ) as pool:
+        # Every table's runs are queued at once, so the workers go on to the next table while
+        # the last runs of one finish (no worker waits at a table's end).
+        queued = []
         for name, tasks in plans:
-            table = TABLES[name]
             os.makedirs(tasks[0]["workdir"], exist_ok=True)
             results_path = os.path.join(tasks[0]["workdir"], "results.jsonl")
             kept, todo = split_done(tasks, results_path) if _RESUME.value else ([], tasks)
-            start = time.perf_counter()
-            records = kept + (_run_table(pool, todo, results_path, kept) if todo else [])
+            futures = [pool.submit(run_one, task) for task in todo]
+            queued.append((name, results_path, kept, futures))
+        for name, results_path, kept, futures in queued:
+            table = TABLES[name]
+            new = _collect_table(futures, results_path, kept) if futures else []
             section = results_table.format_section(
-                records,
+                kept + new,
                 table,
                 command=command,
                 environment=results_table.environment(),
-                seconds=time.perf_counter() - start,
+                seconds=table_seconds(new) if new else 0.0,
                 resumed=len(kept),
             )
             report = ""
@@ -481,7 +500,8 @@ def main(argv):
             with open(_OUTPUT.value, "w") as f:
                 f.write(results_table.merge_report(report, {table.heading: section}, order))
             print(f"{name}: section '{table.title}' of {_OUTPUT.value}; runs: {results_path}")
-            failed = failed or any(r.get("error") for r in records)
+            failed = failed or any(r.get("error") for r in new)
+    print(f"All tables: {time.perf_counter() - invocation_start:.0f} s of wall time.")
     return 1 if failed else 0
 
 

@@ -210,7 +210,9 @@ def test_run_one_fills_the_tables_columns(monkeypatch):
     monkeypatch.setattr(experiment, "evaluate_baseline", fake_baseline)
     record = reproduce.run_one(
         {"table": "digits_mosaic", "method": "itq", "bits": 16, "seed": 2, "workdir": "unused"})
-    assert {k: v for k, v in record.items() if k != "seconds"} == {
+    assert record["started"] <= record["finished"]
+    timings = ("seconds", "started", "finished")
+    assert {k: v for k, v in record.items() if k not in timings} == {
         "table": "digits_mosaic", "method": "itq", "bits": 16, "seed": 2, "map": 0.5,
         "ndcg_at_100": 0.25, "acg_at_100": 0.75, "train_seconds": 0.5,
         "note": "digits_mosaic/itq/16/2", "per_query": {"map": [0.25, 0.75]}}
@@ -290,3 +292,27 @@ def test_a_resumed_section_says_which_runs_its_wall_time_covers():
     assert ("- wall time: 12 s for 1 runs; 2 runs kept from an earlier invocation that stopped "
             "(`--resume`), their time not included") in section
     assert "wall time of the whole table" not in section
+
+
+def test_a_tables_wall_time_spans_its_runs_even_when_they_overlap():
+    records = [{"started": 100.0, "finished": 130.0}, {"started": 95.5, "finished": 110.0},
+               {"started": 120.0, "finished": 126.0}]
+    assert reproduce.table_seconds(records) == 34.5
+
+
+def test_main_queues_every_table_and_writes_a_section_for_each(tmp_path, capsys):
+    output = tmp_path / "report.md"
+    with flagsaver.flagsaver():
+        flags.FLAGS(["reproduce.py", "--tables=digits,digits_unsupervised", "--methods=lsh",
+                     "--bits=16", "--seeds=0,1", "--workers=1", f"--output={output}",
+                     f"--workdir={tmp_path / 'runs'}"])
+        assert reproduce.main(["reproduce.py"]) == 0
+    report = output.read_text()
+    for name in ("digits", "digits_unsupervised"):
+        assert f"# {reproduce.TABLES[name].title}" in report
+        lines = (tmp_path / "runs" / name / "results.jsonl").read_text().splitlines()
+        records = [json.loads(line) for line in lines]
+        assert [(r["method"], r["seed"]) for r in records] == [("lsh", 0), ("lsh", 1)]
+        assert all(r["started"] <= r["finished"] for r in records)
+    assert report.count("- wall time of the whole table: ") == 2
+    assert "All tables: " in capsys.readouterr().out
