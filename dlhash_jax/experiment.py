@@ -28,6 +28,7 @@ from dlhash_jax import data as data_lib
 from dlhash_jax import evaluate
 from dlhash_jax import methods
 from dlhash_jax import train
+from dlhash_jax.data.image_pipeline import ImageSource
 
 
 def train_and_evaluate(
@@ -181,8 +182,8 @@ def evaluate_baseline(
       ``evaluate.evaluate_model``; by direction for ``cca_itq``).
 
     Raises:
-      ValueError: for an unknown baseline or protocol, or a baseline whose modality does not
-        match the protocol's.
+      ValueError: for an unknown baseline or protocol, a baseline whose modality does not
+        match the protocol's, or a protocol that reads image files.
     """
     _checks.check_choice(name, BASELINES, "baseline")
     seed = _checks.check_int(seed, "seed", minimum=0)
@@ -193,6 +194,13 @@ def evaluate_baseline(
         raise ValueError(
             f"Baseline {name!r} does not fit {kind} protocol {protocol!r}; its baselines: "
             f"{', '.join(usable)}."
+        )
+    if isinstance(data.train.inputs, ImageSource):
+        raise ValueError(
+            f"Baseline {name!r} fits in-memory input vectors, but protocol {protocol!r} reads "
+            "image files; extract features first (python -m experiments.extract_features "
+            "--backbone=... --weights=... --protocol=... --out=features.npz) and fit it on "
+            "'features:features.npz'."
         )
     start = time.perf_counter()
     fitted = jax.block_until_ready(

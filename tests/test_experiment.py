@@ -7,6 +7,7 @@ import jax
 import numpy as np
 import pytest
 import train_helpers
+from PIL import Image
 
 from dlhash_jax import baselines
 from dlhash_jax import data as data_lib
@@ -88,6 +89,19 @@ def test_baseline_and_protocol_must_share_modalities():
     with pytest.raises(ValueError, match="Baseline 'cca_itq' does not fit single-modality "
                                          "protocol 'digits'; its baselines: lsh, pcah, itq, sh."):
         experiment.evaluate_baseline("cca_itq", "digits", 16, 0)
+
+
+def test_baseline_on_an_image_list_asks_for_features_first(tmp_path):
+    lines = []
+    for i in range(12):
+        Image.fromarray(np.full((9, 9, 3), 20 * i, np.uint8)).save(tmp_path / f"{i}.png")
+        lines.append(f"{i}.png " + " ".join("1" if c == i % 3 else "0" for c in range(3)))
+    (tmp_path / "test.txt").write_text("\n".join(lines[:3]) + "\n")
+    (tmp_path / "database.txt").write_text("\n".join(lines[3:]) + "\n")
+    (tmp_path / "train.txt").write_text("\n".join(lines[3:8]) + "\n")
+    with pytest.raises(ValueError, match=r"Baseline 'itq' fits in-memory input vectors, but "
+                       r"protocol 'imagelist:.*' reads image files; extract features first"):
+        experiment.evaluate_baseline("itq", f"imagelist:{tmp_path}", 16, 0)
 
 
 def test_table_run_and_end_to_end_run_score_the_same_checkpoint(tmp_path):

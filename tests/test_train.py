@@ -21,6 +21,8 @@ import train_helpers
 from dlhash_jax import methods
 from dlhash_jax import models
 from dlhash_jax import train
+from dlhash_jax.data import image_pipeline
+from dlhash_jax.data.image_pipeline import ImageSource
 from dlhash_jax.train import run as train_run
 
 TESTS_DIR = os.path.dirname(os.path.abspath(__file__))
@@ -108,6 +110,27 @@ def test_schedule_matches_closed_form():
     opt.schedule = "constant"
     opt.warmup_steps = 0
     assert float(train.make_schedule(opt, num_steps=5)(3)) == pytest.approx(0.2)
+
+
+def test_step_schedule_is_a_staircase_after_the_warmup():
+    opt = train.default_config().optimizer
+    opt.update(learning_rate=0.2, schedule="step", decay_every=30, decay_rate=0.1, warmup_steps=5)
+    schedule = train.make_schedule(opt, num_steps=1000)
+    expected = {0: 0.0, 4: 0.16, 5: 0.2, 34: 0.2, 35: 0.02, 64: 0.02, 65: 0.002, 95: 0.0002}
+    for step, rate in expected.items():
+        np.testing.assert_allclose(float(schedule(step)), rate, rtol=1e-5, atol=1e-9)
+
+
+@pytest.mark.parametrize(
+    "field, value, message",
+    [("decay_every", 0, "decay_every"), ("decay_rate", 0.0, "decay_rate"),
+     ("decay_rate", 1.5, "decay_rate")],
+)
+def test_bad_step_schedule_fields_are_refused(field, value, message):
+    config = train.default_config()
+    config.optimizer[field] = value
+    with pytest.raises(ValueError, match=message):
+        train.validate_config(config)
 
 
 def test_sgd_with_coupled_weight_decay_matches_hand_update():
@@ -447,6 +470,38 @@ def test_resume_after_sigkill_matches_uninterrupted_run(tmp_path, method):
             assert mine[key] == pytest.approx(theirs[key], rel=1e-6)
     assert {"config.json", "split_indices.npz", "metrics.jsonl", "checkpoints", "best"} <= set(
         os.listdir(workdir))
+
+
+def test_config_images_reads_every_split_through_the_image_pipeline(tmp_path):
+    config = train_helpers.tiny_config(**train_helpers.RESUME_CHANGES["images"])
+    run = train.setup_run(config)
+    plain = train.setup_run(train_helpers.tiny_config())
+    assert run.data.input_shape == (8, 8, 3)
+    for name in ("train", "validation", "query", "database"):
+        split, source = getattr(plain.data, name), getattr(run.data, name).inputs
+        assert isinstance(source, ImageSource) and source.shape == (len(split), 8, 8, 3)
+        np.testing.assert_array_equal(getattr(run.data, name).labels, split.labels)
+    # The eval transform of the 8x8 digits at resize 10, crop 8: a centre crop of the upscaled
+    # grey image, repeated to RGB.
+    expected = image_pipeline.eval_transform(
+        np.repeat(np.rint(plain.data.query.inputs[3] * 255).astype(np.uint8), 3, axis=-1),
+        resize=10, crop=8)
+    np.testing.assert_array_equal(run.data.query.inputs[3], expected)
+    result = train.fit(config, str(tmp_path))
+    assert int(result.state.step) == 30
+
+
+@pytest.mark.parametrize(
+    "changes, message",
+    [({"images.resize": 10, "images.crop": 8, "augment": True}, "cannot be combined"),
+     ({"images.resize": 8, "images.crop": 10}, "exceeds"),
+     ({"images.resize": 8}, "both 0"),
+     ({"images.resize": 10, "images.crop": 8, "protocol": "digits_mosaic_tags",
+       "method": "dcmh"}, "cross-modal")],
+)
+def test_config_images_refuses_what_cannot_work(changes, message):
+    with pytest.raises(ValueError, match=message):
+        train.setup_run(train_helpers.tiny_config(**changes))
 
 
 def test_workdir_with_another_config_is_refused(tmp_path):

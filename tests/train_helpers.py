@@ -38,6 +38,8 @@ def tiny_config(**changes):
 RESUME_CHANGES = {
     "dpsh": {},
     "adsh": {"method": "adsh", "hparams.inner_epochs": 1},
+    # Training batches from the grain image pipeline (random crops and flips of every item).
+    "images": {"images.resize": 10, "images.crop": 8, "images.num_threads": 2},
 }
 
 

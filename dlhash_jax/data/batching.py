@@ -14,8 +14,7 @@ from collections.abc import Iterator, Mapping
 import jax
 import numpy as np
 
-from dlhash_jax.data.protocols import IMAGE
-from dlhash_jax.data.protocols import Split
+from dlhash_jax.conventions import IMAGE
 
 # Stream ids mixed into the (seed, epoch) entropy so order and augmentation draw independently.
 _ORDER_STREAM = 0
@@ -99,7 +98,7 @@ def augment_images(
 
 
 def batches(
-    split: Split,
+    split,
     batch_size: int,
     *,
     seed: int,

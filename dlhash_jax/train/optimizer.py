@@ -14,11 +14,22 @@ from dlhash_jax.train.config import OPTIMIZERS
 
 
 def make_schedule(optimizer_config: ml_collections.ConfigDict, num_steps: int) -> optax.Schedule:
-    """Learning rate per step: optional linear warm-up, then constant or cosine decay to 0."""
+    """Learning rate per step: optional linear warm-up, then constant, step or cosine decay.
+
+    ``"step"`` multiplies the rate by ``decay_rate`` every ``decay_every`` steps after the
+    warm-up (the staircase of torch's ``StepLR``); ``"cosine"`` decays it to 0 over the run.
+    """
     learning_rate = optimizer_config.learning_rate
     warmup = optimizer_config.warmup_steps
     if optimizer_config.schedule == "constant":
         main = optax.constant_schedule(learning_rate)
+    elif optimizer_config.schedule == "step":
+        main = optax.exponential_decay(
+            learning_rate,
+            transition_steps=optimizer_config.decay_every,
+            decay_rate=optimizer_config.decay_rate,
+            staircase=True,
+        )
     else:
         main = optax.cosine_decay_schedule(learning_rate, decay_steps=max(num_steps - warmup, 1))
     if not warmup:

@@ -26,6 +26,8 @@ import optax
 from dlhash_jax import data as data_lib
 from dlhash_jax import methods
 from dlhash_jax import models
+from dlhash_jax.data.image_pipeline import ImageSource
+from dlhash_jax.data.sources import SPLIT_NAMES
 from dlhash_jax.train import config as config_lib
 from dlhash_jax.train.optimizer import make_optimizer
 from dlhash_jax.train.state import TrainState
@@ -47,6 +49,56 @@ def load_data(config: ml_collections.ConfigDict, workdir: str | None = None):
     return data_lib.load_protocol(
         config.protocol, seed=config.seed, data_dir=data_dir, **config.protocol_overrides.to_dict()
     )
+
+
+def image_inputs(data, images_config: ml_collections.ConfigDict, *, augment: bool = False):
+    """``data`` with every split's images read through an ``ImageSource`` as the run asks.
+
+    With ``config.images`` sizes set, in-memory images ``[N, H, W, C]`` are wrapped with
+    ``ImageSource.from_array`` and an image-file protocol's sources take those sizes; with
+    sizes 0 the data is returned as loaded (an image-file protocol keeps its own sizes).
+
+    Raises:
+      ValueError: for sizes on inputs that are not images, cross-modal data, or
+        ``config.augment`` on images an ``ImageSource`` reads (its training transform already
+        crops and flips).
+    """
+    resize, crop = images_config.resize, images_config.crop
+    if crop:
+        if data.cross_modal:
+            raise ValueError(
+                f"config.images resizes single-modality images; protocol {data.name!r} is "
+                "cross-modal."
+            )
+
+        def convert(inputs):
+            if isinstance(inputs, ImageSource):
+                return inputs.with_sizes(resize=resize, crop=crop)
+            if np.ndim(inputs) == 4 and np.shape(inputs)[0] == 0:
+                # An empty split (validation_size=0) has no image to read.
+                return np.zeros((0, crop, crop, 3), np.float32)
+            if np.ndim(inputs) != 4:
+                raise ValueError(
+                    f"config.images needs image inputs [N, H, W, C], but protocol {data.name!r} "
+                    f"gives inputs of shape {np.shape(inputs)}; set config.images.resize and "
+                    "crop to 0."
+                )
+            return ImageSource.from_array(
+                inputs, resize=resize, crop=crop, num_threads=images_config.num_threads
+            )
+
+        splits = {
+            name: dataclasses.replace(split, inputs=convert(split.inputs))
+            for name, split in ((name, getattr(data, name)) for name in SPLIT_NAMES)
+        }
+        data = dataclasses.replace(data, **splits, input_shape=(crop, crop, 3))
+    if augment and isinstance(data.train.inputs, ImageSource):
+        raise ValueError(
+            f"config.augment=True flips and pad-crops in-memory images; protocol {data.name!r} "
+            "reads its images through an ImageSource whose training transform already crops and "
+            "flips: set config.augment=False."
+        )
+    return data
 
 
 def load_config(workdir: str) -> ml_collections.ConfigDict:
@@ -163,6 +215,7 @@ def setup_run(
     recipe = config_lib.validate_config(config, recipe=recipe)
     if data is None:
         data = load_data(config, workdir)
+    data = image_inputs(data, config.images, augment=config.augment)
     _check_modalities(recipe, data, config.protocol)
     steps_per_epoch = len(data.train) // config.batch_size
     if steps_per_epoch == 0:

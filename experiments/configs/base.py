@@ -1,5 +1,6 @@
-"""Shared part of every experiment config: the library's schema, per-protocol defaults, and the
-``"protocol,key=value,..."`` argument of ``get_config``.
+"""Shared part of every experiment config: the library's schema, per-protocol defaults (the
+mAP cutoff each protocol is published with among them), and the ``"protocol,key=value,..."``
+argument of ``get_config``.
 
 A method config (``dpsh.py``, ``dsh.py``) calls :func:`get_config` with its method name and then
 overrides the few fields its paper or our tuning sets. The argument after the file name selects
@@ -10,6 +11,7 @@ import ast
 
 import ml_collections
 
+from dlhash_jax import data
 from dlhash_jax import methods
 from dlhash_jax import train
 
@@ -132,7 +134,8 @@ def mosaic_settings(*, learning_rate: float, batch_size: int = 50) -> dict:
 ARGUMENT_FIELDS = ("bits", "seed", "num_epochs", "batch_size", "num_devices", "parallel")
 
 
-def _set(config: ml_collections.ConfigDict, dotted: str, value) -> None:
+def set_field(config: ml_collections.ConfigDict, dotted: str, value) -> None:
+    """Sets ``config``'s field named by a dotted path, e.g. ``"optimizer.learning_rate"``."""
     *blocks, field = dotted.split(".")
     target = config
     for block in blocks:
@@ -174,6 +177,9 @@ def get_config(
     """Layers, in order: the library defaults, the protocol's defaults, the method's paper
     hyper-parameters, the method file's ``settings``, then the fields given in ``argument``.
 
+    Unless a layer sets ``evaluation.topk``, it becomes the protocol's published cutoff
+    (``data.published_topk``; for ``imagelist:<folder>`` this reads ``test.txt``'s label count).
+
     Args:
       argument: ``"protocol,key=value,..."`` (``None``: ``"digits"``).
       method: a key of ``dlhash_jax.methods.RECIPES``.
@@ -189,10 +195,35 @@ def get_config(
     config.hparams = ml_collections.ConfigDict(dict(methods.get_recipe(method).default_hparams))
     config.protocol = protocol
     settings = settings or {}
-    protocol_defaults = PROTOCOL_DEFAULTS.get(protocol, {})
-    for layer in (protocol_defaults, settings.get("*", {}), settings.get(protocol, {})):
+    layers = (
+        PROTOCOL_DEFAULTS.get(protocol, {}), settings.get("*", {}), settings.get(protocol, {})
+    )
+    for layer in layers:
         for dotted, value in layer.items():
-            _set(config, dotted, value)
+            set_field(config, dotted, value)
+    if not any("evaluation.topk" in layer for layer in layers):
+        _set_published_topk(config)
     for key, value in fields.items():
         config[key] = value
     return config
+
+
+def _set_published_topk(config: ml_collections.ConfigDict) -> None:
+    """Sets ``evaluation.topk`` to the cutoff the protocol's tables are published with.
+
+    ``data.published_topk``: mAP@5,000 for NUS-WIDE-21 and MS-COCO image lists, @1,000 for
+    ImageNet-100, none (the report's whole-database ``map``) for the CIFAR-10 protocols.
+    Protocols with no published cutoff, names ``validate_config`` will refuse, and image lists
+    that are not on this machine keep the library default.
+    """
+    protocol = config.protocol
+    if protocol not in data.PROTOCOLS and not protocol.startswith(data.PROTOCOL_PREFIXES):
+        return
+    try:
+        topk = data.published_topk(protocol, **config.protocol_overrides.to_dict())
+    except FileNotFoundError:
+        # A config may be built where the lists are not (a test, a preview of a published
+        # config); a run loading the data there reports the missing folder itself.
+        return
+    if topk is not None:
+        config.evaluation.topk = topk

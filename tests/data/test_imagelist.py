@@ -25,6 +25,7 @@ def test_a_list_parses_to_paths_and_multi_hot_rows(tmp_path):
     assert parsed.paths.tolist() == ["a/1.jpg", "a/2.jpg"]
     np.testing.assert_array_equal(parsed.labels, [[0, 1, 1], [1, 0, 0]])
     assert parsed.labels.dtype == np.float32 and parsed.num_classes == 3 and len(parsed) == 2
+    np.testing.assert_array_equal(parsed.lines, [1, 3])
     assert parsed.full_paths() == [str(tmp_path / "a/1.jpg"), str(tmp_path / "a/2.jpg")]
 
 
@@ -94,3 +95,35 @@ def test_a_folder_missing_lists_or_disagreeing_on_labels_is_refused(tmp_path):
         imagelist.read_image_lists(tmp_path)
     with pytest.raises(FileNotFoundError, match="folder .* does not exist"):
         imagelist.read_image_lists(tmp_path / "nowhere")
+
+
+def test_the_lists_are_indexed_database_first_then_queries(tmp_path):
+    _folder(tmp_path, {"train.txt": ["d2.jpg 0 1", "d0.jpg 1 0"],
+                       "test.txt": ["q0.jpg 1 1", "q1.jpg 0 1"],
+                       "database.txt": ["d0.jpg 1 0", "d1.jpg 1 1", "d2.jpg 0 1"]},
+            images=["d0.jpg", "d1.jpg", "d2.jpg", "q0.jpg", "q1.jpg"])
+    paths, labels, splits = imagelist.index_image_lists(imagelist.read_image_lists(tmp_path))
+    assert paths.tolist() == ["d0.jpg", "d1.jpg", "d2.jpg", "q0.jpg", "q1.jpg"]
+    np.testing.assert_array_equal(labels, [[1, 0], [1, 1], [0, 1], [1, 1], [0, 1]])
+    assert {split: rows.tolist() for split, rows in splits.items()} == {
+        "query": [3, 4], "database": [0, 1, 2], "train": [0, 2]}
+
+
+def test_conflicts_between_the_lists_name_both_lines(tmp_path):
+    _folder(tmp_path, {"train.txt": ["d0.jpg 0 1", "x.jpg 1 0", "q0.jpg 1 1"],
+                       "test.txt": ["q0.jpg 1 1"],
+                       "database.txt": ["d0.jpg 1 0", "q0.jpg 1 1"]},
+            images=["d0.jpg", "x.jpg", "q0.jpg"])
+    train, test, database = (str(tmp_path / name) for name in
+                             ("train.txt", "test.txt", "database.txt"))
+    with pytest.raises(ValueError) as info:
+        imagelist.index_image_lists(imagelist.read_image_lists(tmp_path))
+    assert str(info.value).split("\n") == [
+        "4 conflict(s) between the image lists:",
+        f"  {test}:1: query 'q0.jpg' is also in the database ({database}:2); a query must not "
+        "be searched for itself",
+        f"  {test}:1: query 'q0.jpg' is also a training item ({train}:3)",
+        f"  {train}:1: the labels of 'd0.jpg' differ from those on {database}:1",
+        f"  {train}:2: training item 'x.jpg' is not in {database}; every training item must be "
+        "a database item",
+    ]

@@ -166,7 +166,7 @@ def test_features_protocol_samples_or_uses_fixed_splits(tmp_path):
          r"unknown protocol 'imagenet'; known protocols: digits, mnist5k, digits_mosaic, "
          r"digits_mosaic_tags, mnist, "
          r"fashion_mnist, cifar10, cifar10-1, cifar10-2, cifar100, voc2007, "
-         r"features:<path.npz>"),
+         r"features:<path.npz>, imagelist:<folder>"),
         ("features:", {}, "names no file"),
         ("digits", {"num_query": 5},
          r"does not accept overrides \['num_query'\]; it accepts \['query_size'"),
