@@ -1,9 +1,10 @@
 """The results tables: recipes and the classic baselines, by protocol, code length and seed.
 
-Commands (the full report, all six tables; measured on 2 CPU cores: ``digits`` 17 minutes,
-``mnist5k`` 36 and ``digits_mosaic`` 7 while other jobs shared the cores at a load of 8-9;
-``digits_unsupervised`` 7.5, ``mnist5k_unsupervised`` 12 and ``digits_mosaic_tags`` 1 on a quiet
-machine):
+Commands (the full report, all six tables; measured on 2 CPU cores, on a quiet machine with a
+cold compilation cache: ``digits`` 10.4 minutes and ``digits_unsupervised`` 6.4; ``mnist5k``, in
+the same invocation, had done 126 of its 270 runs after 13 minutes (about 28 for the table);
+``mnist5k_unsupervised`` 12, ``digits_mosaic`` 7 at a load of 8-9 and ``digits_mosaic_tags`` 1
+in earlier invocations: about 65 minutes in all):
 
     .venv/bin/python -m experiments.reproduce
 

@@ -113,8 +113,8 @@ Deviations from the paper and the authors' code:
   (batch 400, 1e-3): 0.588 against 0.591 without.
 
 Measured (test mAP over the whole database, 32 bits, ``experiments/configs/tbh.py``):
-``digits`` 0.654 / 0.625 / 0.615 for seeds 0 / 1 / 2, above LSH (0.467 / 0.459 / 0.515) and
-near ITQ (0.654 / 0.631 / 0.671); ``mnist5k`` 0.410 for seed 0 (LSH 0.284, ITQ 0.433). The
+``digits`` 0.654 / 0.608 / 0.598 for seeds 0 / 1 / 2 after 1,400 steps (0.654 / 0.625 / 0.615
+after 2,000), above LSH (0.467 / 0.459 / 0.515) and near ITQ (0.654 / 0.631 / 0.671); ``mnist5k`` 0.410 for seed 0 (LSH 0.284, ITQ 0.433). The
 codes group items: the best ``digits`` checkpoint of seed 0 gives the 500 training items 186
 distinct codes.
 """
