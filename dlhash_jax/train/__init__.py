@@ -23,9 +23,11 @@ The modules, from the bottom up (each imports only those above it in this list):
 Evaluation (``dlhash_jax.evaluate``) builds on the run and checkpoint helpers here, and
 ``dlhash_jax.experiment.train_and_evaluate`` on both; nothing here imports them.
 
-The wrapper maps over this process's local devices. Multi-host training (TPU pods, several GPU
-hosts) is not wired in yet: it needs ``jax.distributed.initialize()``, a mesh over
-``jax.devices()`` and each host feeding its own shard of the global batch; the step is unchanged.
+One process maps over its local devices. Several processes (TPU pods, several GPU hosts, or
+processes on one machine) call ``jax.distributed.initialize()`` first and run the same ``fit``
+with ``config.parallel="shard_map"``: the mesh spans every process's devices and each process
+feeds its own rows of every global batch (README, "Several devices and hosts";
+``tests/test_multiprocess.py``); the step is unchanged.
 """
 
 from dlhash_jax.train.checkpoints import BEST_DIR

@@ -39,11 +39,23 @@ def state_dict(state: TrainState) -> dict:
 
 
 def checkpoint_manager(directory: str, *, max_to_keep: int) -> ocp.CheckpointManager:
-    """An orbax manager over ``directory`` keeping the newest ``max_to_keep`` steps."""
+    """An orbax manager over ``directory`` keeping the newest ``max_to_keep`` steps.
+
+    In a multi-process run every process opens it and makes the same calls; process 0 writes
+    the host arrays and the others wait at orbax's barriers. The barriers are named after the
+    directory, so the run's two managers (``checkpoints/`` and ``best/``), which may both save
+    a step and finish in background threads at once, never wait at the same one.
+    """
+    directory = os.path.abspath(directory)
     options = ocp.CheckpointManagerOptions(
-        max_to_keep=max_to_keep, create=True, cleanup_tmp_directories=True
+        max_to_keep=max_to_keep,
+        create=True,
+        cleanup_tmp_directories=True,
+        multiprocessing_options=ocp.options.MultiprocessingOptions(
+            barrier_sync_key_prefix=os.path.basename(directory)
+        ),
     )
-    return ocp.CheckpointManager(os.path.abspath(directory), options=options)
+    return ocp.CheckpointManager(directory, options=options)
 
 
 def variables(state: TrainState) -> dict:

@@ -10,10 +10,12 @@ import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
 
+import jax
 import ml_collections
 import numpy as np
 import orbax.checkpoint as ocp
 import tqdm
+from jax.experimental import multihost_utils
 
 from dlhash_jax import conventions
 from dlhash_jax import data as data_lib
@@ -48,11 +50,16 @@ class _NonFiniteStep(Exception):
 
 
 class _MetricLog:
-    """Per-step metrics kept on device until a logging point, then checked and averaged."""
+    """Per-step metrics kept on device until a logging point, then checked and averaged.
 
-    def __init__(self, path: str, runner: ReplicatedStep):
+    Every process fetches and checks them (a non-finite loss stops all of them at the same
+    step); only the one that ``writes`` appends to the log file.
+    """
+
+    def __init__(self, path: str, runner: ReplicatedStep, *, writes: bool = True):
         self.path = path
         self.runner = runner
+        self.writes = writes
         self.pending: list[tuple[int, Any]] = []
         self.last_time = time.perf_counter()
         self.last_step = None
@@ -80,6 +87,8 @@ class _MetricLog:
         return means
 
     def write(self, record: Mapping[str, Any]) -> None:
+        if not self.writes:
+            return
         with open(self.path, "a") as f:
             f.write(json.dumps(record) + "\n")
 
@@ -145,11 +154,24 @@ def _non_finite_message(error: _NonFiniteStep, workdir: str, last_good: int | No
     )
 
 
-def _epoch_batches(run, epoch: int, offset: int) -> Iterator[dict]:
-    """The batches of ``epoch`` from its ``offset``-th on (a resumed run starts mid-epoch)."""
+def _epoch_batches(run, epoch: int, offset: int, rows: np.ndarray) -> Iterator[dict]:
+    """This process's rows of the batches of ``epoch``, from its ``offset``-th batch on.
+
+    A resumed run starts mid-epoch. ``rows`` are the positions in each global batch that this
+    process feeds (``ReplicatedStep.process_rows``: all of them in a single process). With
+    several processes, in-memory data without augmentation is read row by row, so each process
+    reads only its share. Augmented in-memory images (``config.augment``: the flips and crops
+    are drawn batch by batch) and images read through an ``ImageSource`` (grain decodes whole
+    batches) are made whole and then cut: the numbers still equal a single process's, but
+    every process prepares the whole global batch.
+    """
     config, train = run.config, run.data.train
-    if isinstance(train.inputs, image_pipeline.ImageSource):
-        return image_pipeline.train_batches(
+    streamed = isinstance(train.inputs, image_pipeline.ImageSource)
+    whole = len(rows) == config.batch_size
+    if not (whole or streamed or config.augment):
+        return _rows_of_batches(train, config, epoch, offset, rows)
+    if streamed:
+        batches = image_pipeline.train_batches(
             train.inputs,
             train.labels,
             config.batch_size,
@@ -157,15 +179,53 @@ def _epoch_batches(run, epoch: int, offset: int) -> Iterator[dict]:
             epoch=epoch,
             start_batch=offset,
         )
-    batches = data_lib.batches(
-        train,
-        config.batch_size,
-        seed=config.seed,
-        epoch=epoch,
-        drop_remainder=True,
-        augment=config.augment,
-    )
-    return itertools.islice(batches, offset, None)
+    else:
+        batches = itertools.islice(
+            data_lib.batches(
+                train,
+                config.batch_size,
+                seed=config.seed,
+                epoch=epoch,
+                drop_remainder=True,
+                augment=config.augment,
+            ),
+            offset,
+            None,
+        )
+    if whole:
+        return batches
+    return (jax.tree.map(lambda x: x[rows], batch) for batch in batches)
+
+
+def _rows_of_batches(train, config, epoch: int, offset: int, rows: np.ndarray) -> Iterator[dict]:
+    """The ``rows`` of the global batches of ``epoch`` from the ``offset``-th on.
+
+    They equal the rows of ``data.batches(train, ..., drop_remainder=True)``'s batches, but
+    only they are read from the split.
+    """
+    size = config.batch_size
+    order = data_lib.epoch_permutation(len(train), seed=config.seed, epoch=epoch)
+    for start in range(offset * size, len(order) - size + 1, size):
+        items = order[start + rows]
+        yield {
+            "inputs": jax.tree.map(lambda x: x[items], train.inputs),
+            "labels": train.labels[items],
+            "index": items.astype(np.int32),
+        }
+
+
+def _from_process_zero(value: float) -> float:
+    """Process 0's ``value`` on every process (``value`` itself in a single process).
+
+    Every process computes the validation mAP from the same replicated variables; taking
+    process 0's makes all of them agree on the best checkpoint, which they save together, even
+    on hosts that round differently. The float64 travels as two uint32 words, so no bit is lost
+    while JAX's 64-bit types are off.
+    """
+    if jax.process_count() == 1:
+        return value
+    words = np.array([value], np.float64).view(np.uint32)
+    return float(np.asarray(multihost_utils.broadcast_one_to_all(words)).view(np.float64)[0])
 
 
 def fit(
@@ -182,6 +242,15 @@ def fit(
     whole state (bank, optimizer, RNG, a recipe's discrete variables), so a run interrupted at
     any point and started again on the same workdir ends with exactly the parameters of an
     uninterrupted run.
+
+    Several processes (one per host): call ``jax.distributed.initialize`` first, then ``fit``
+    with the same arguments on every process, the workdir on storage they all see, and
+    ``config.parallel="shard_map"``. The run spans every process's devices, each process feeds
+    only its rows of each global batch (and reads only those of in-memory data without
+    augmentation), and the parameters and metrics are those of one process holding all the
+    devices, up to the order of the sums across devices. Every process saves and restores the
+    orbax checkpoints (process 0 writes the host arrays) and computes the validation mAP,
+    process 0's value deciding for all; process 0 alone writes the workdir's other files.
 
     Args:
       config: the run config (see :func:`default_config`); checked by :func:`validate_config`
@@ -202,11 +271,17 @@ def fit(
     """
     run = setup_run(config, recipe=recipe, data=data, workdir=workdir)
     config = run.config
+    primary = jax.process_index() == 0
     os.makedirs(workdir, exist_ok=True)
-    write_or_check_config(config, workdir)
-    splits_path = os.path.join(workdir, SPLITS_FILE)
-    if not os.path.exists(splits_path):
-        run.data.save_indices(splits_path)
+    if jax.process_count() > 1:
+        # Every process has read the workdir's split indices (setup_run) before process 0
+        # writes there.
+        multihost_utils.sync_global_devices("dlhash_jax.train.fit: workdir read")
+    if primary:
+        write_or_check_config(config, workdir)
+        splits_path = os.path.join(workdir, SPLITS_FILE)
+        if not os.path.exists(splits_path):
+            run.data.save_indices(splits_path)
 
     checkpoints = ckpt.checkpoint_manager(
         os.path.join(workdir, ckpt.CHECKPOINT_DIR), max_to_keep=config.keep_checkpoints
@@ -224,20 +299,22 @@ def fit(
         for step in best.all_steps():
             if step > start_step:
                 best.delete(step)
-        ckpt.truncate_metrics(metrics_path, start_step)
+        if primary:
+            ckpt.truncate_metrics(metrics_path, start_step)
 
         runner = ReplicatedStep(
             make_step(run.recipe, run.hparams, steps_per_epoch=run.steps_per_epoch),
             parallel=config.parallel,
             devices=select_devices(config),
         )
+        rows = runner.process_rows(config.batch_size)
         placed = runner.put_state(state)
-        log = _MetricLog(metrics_path, runner)
+        log = _MetricLog(metrics_path, runner, writes=primary)
         progress = tqdm.tqdm(
             total=run.num_steps,
             initial=start_step,
             desc=f"{run.recipe.name} {config.protocol} {config.bits} bits",
-            disable=not config.progress_bar,
+            disable=not (config.progress_bar and primary),
             dynamic_ncols=True,
         )
         postfix = {}
@@ -246,7 +323,7 @@ def fit(
         for step in range(start_step + 1, run.num_steps + 1):
             epoch, offset = divmod(step - 1, run.steps_per_epoch)
             if batches is None or offset == 0:
-                batches = _epoch_batches(run, epoch, offset)
+                batches = _epoch_batches(run, epoch, offset, rows)
             placed, step_metrics = runner(placed, runner.put_batch(next(batches)))
             log.add(step, step_metrics)
             progress.update(1)
@@ -267,7 +344,7 @@ def fit(
             if validate:
                 variables = runner.get(ckpt.variables(placed))
                 learned = run.train_codes(runner.get(placed.discrete))
-                val_map = validation_map(run, variables, learned)
+                val_map = _from_process_zero(validation_map(run, variables, learned))
                 log.write({"step": step, "val_map": val_map})
                 if best_val_map is None or val_map > best_val_map:
                     best_val_map, best_step = val_map, step

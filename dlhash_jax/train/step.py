@@ -156,16 +156,35 @@ class ReplicatedStep:
     :meth:`put_batch` and :meth:`get` convert between those and plain host pytrees, so the loop
     and the checkpoints never see the layout (a run may resume on another number of devices).
 
+    Several processes (one per host, after ``jax.distributed.initialize``): ``devices`` are every
+    process's devices (``jax.devices()``) and every process makes the same calls, with one
+    difference: :meth:`put_batch` takes only this process's rows of the global batch, the
+    positions :meth:`process_rows` names. The step's collectives then span the processes, and
+    :meth:`get` and :meth:`replicas` read the replicas this process holds. Only ``shard_map``
+    runs across processes, over a mesh of every process's devices; ``pmap`` (deprecated
+    upstream, and not tested across processes) is refused there with a clear error.
+
     Args:
       step_fn: ``(state, batch) -> (state, metrics)`` using collectives over ``AXIS_NAME``.
       parallel: ``"pmap"`` or ``"shard_map"``.
       devices: the devices, one replica each.
+
+    Raises:
+      ValueError: for an unknown ``parallel``, or ``"pmap"`` over devices of several processes.
     """
 
     def __init__(self, step_fn, *, parallel: str = "pmap", devices: Sequence[jax.Device]):
         _checks.check_choice(parallel, PARALLEL_MODES, "config.parallel")
         self.parallel = parallel
         self.devices = list(devices)
+        self.local_devices = [d for d in self.devices if d.process_index == jax.process_index()]
+        processes = len({d.process_index for d in self.devices})
+        if parallel == "pmap" and processes > 1:
+            raise ValueError(
+                "config.parallel='pmap' maps over one process's devices, but the run's devices "
+                f"belong to {processes} processes; use config.parallel='shard_map' for a "
+                "multi-process run."
+            )
         self.mesh = Mesh(np.array(self.devices), (AXIS_NAME,))
         self._sharded = NamedSharding(self.mesh, PartitionSpec(AXIS_NAME))
         self._replicated = NamedSharding(self.mesh, PartitionSpec())
@@ -186,24 +205,49 @@ class ReplicatedStep:
     def num_devices(self) -> int:
         return len(self.devices)
 
+    def process_rows(self, batch_size: int) -> np.ndarray:
+        """Positions in a global batch of ``batch_size`` rows that this process feeds.
+
+        They are the rows its devices hold, in the order :meth:`put_batch` expects them: all
+        of ``range(batch_size)`` in a single process, a contiguous share in each of several.
+
+        Raises:
+          ValueError: if ``batch_size`` is not a multiple of the number of devices.
+        """
+        if batch_size % self.num_devices:
+            raise ValueError(
+                f"batch size {batch_size} is not divisible by the run's {self.num_devices} "
+                "devices; pick a global batch size that is a multiple of jax.device_count()."
+            )
+        per_device = batch_size // self.num_devices
+        indices = self._sharded.addressable_devices_indices_map((batch_size,)).values()
+        starts = sorted(index[0].start or 0 for index in indices)
+        return np.concatenate([np.arange(start, start + per_device) for start in starts])
+
     def put_state(self, state):
-        """Places a host pytree on the devices, one replica each."""
+        """Places a host pytree on the devices, one replica each (every process passes it)."""
         if self.parallel == "pmap":
             n = self.num_devices
             return jax.tree.map(
                 lambda x: jax.device_put(np.broadcast_to(x, (n, *np.shape(x))), self._sharded),
                 state,
             )
-        return jax.device_put(state, self._replicated)
+        # Every process holds the whole state, so each of its devices takes a full replica.
+        host = jax.tree.map(np.asarray, state)
+        return jax.make_array_from_process_local_data(self._replicated, host)
 
     def put_batch(self, batch: Mapping[str, np.ndarray]):
-        """Splits a global host batch ``[B, ...]`` over the devices."""
+        """Splits this process's rows of the global batch, ``[b, ...]``, over its devices.
+
+        In a single process ``b = B``, the whole global batch; with ``P`` processes ``b = B / P``,
+        the rows at :meth:`process_rows`, and the step sees the global ``[B, ...]`` batch.
+        """
         if self.parallel == "pmap":
             batch = data_lib.shard_batch(batch, self.num_devices)
-        return jax.device_put(dict(batch), self._sharded)
+        return jax.make_array_from_process_local_data(self._sharded, dict(batch))
 
     def get(self, tree):
-        """Host (NumPy) copy of replica 0 of a placed pytree."""
+        """Host (NumPy) copy of this process's first replica of a placed pytree."""
 
         def first(x):
             local = np.asarray(x.addressable_shards[0].data)
@@ -212,7 +256,7 @@ class ReplicatedStep:
         return jax.tree.map(first, tree)
 
     def replicas(self, tree) -> list:
-        """Host copies of every replica of a placed pytree (to check they agree)."""
+        """Host copies of every replica this process holds (to check they agree)."""
 
         def copies(x):
             shards = sorted(x.addressable_shards, key=lambda s: self.devices.index(s.device))
@@ -222,7 +266,9 @@ class ReplicatedStep:
 
         leaves, treedef = jax.tree.flatten(tree)
         per_leaf = [copies(leaf) for leaf in leaves]
-        return [treedef.unflatten([c[d] for c in per_leaf]) for d in range(self.num_devices)]
+        return [
+            treedef.unflatten([c[d] for c in per_leaf]) for d in range(len(self.local_devices))
+        ]
 
     def __call__(self, state, batch):
         new_state, step_metrics = self._step(state, batch)
@@ -269,6 +315,21 @@ def make_step(
 
 
 def select_devices(config: ml_collections.ConfigDict) -> list[jax.Device]:
-    """The first ``config.num_devices`` local devices (all when 0)."""
-    devices = jax.local_devices()
-    return devices[: config.num_devices] if config.num_devices else devices
+    """The run's devices: the first ``config.num_devices`` local devices (all when 0).
+
+    In a multi-process run (``jax.process_count() > 1``) every process trains on all of its
+    devices, and the run on every process's: ``jax.devices()``.
+
+    Raises:
+      ValueError: in a multi-process run, if ``config.num_devices`` is neither 0 nor the
+        number of local devices.
+    """
+    local = jax.local_devices()
+    if jax.process_count() == 1:
+        return local[: config.num_devices] if config.num_devices else local
+    if config.num_devices not in (0, len(local)):
+        raise ValueError(
+            f"config.num_devices={config.num_devices}, but in a multi-process run every process "
+            f"trains on all of its {len(local)} devices; set config.num_devices=0."
+        )
+    return jax.devices()
