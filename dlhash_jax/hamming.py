@@ -1,41 +1,49 @@
 """Packed Hamming distances in blocks: the one engine under ``metrics`` and ``retrieval``.
 
 Codes are ±1 matrices ``[N, L]`` (docs/design.md). They are packed 32 bits to a ``uint32`` word
-(:func:`dlhash_jax.codes.pack_bits`, the layout of :func:`dlhash_jax.codes.pack_codes`) and
-compared with XOR and population count (:func:`dlhash_jax.codes.packed_hamming_distance`) under
-``jit``, in blocks of rows: each side is zero-padded to a whole number of blocks and held on the
-device as ``[blocks, size, W]`` (:func:`blocks`); a traced block index picks one, so every block
-is one compiled call, and the next block is dispatched before the current one is read
-(:func:`prefetched`), so the device computes while the host works. No ``[Q, N]`` array larger
-than one block ever exists.
+(:func:`pack`, the layout of :func:`dlhash_jax.codes.pack_codes`: bit ``j`` of a code is bit
+``j % 32`` of word ``j // 32``, so on a little-endian machine the words' bytes are faiss's binary
+layout, :func:`words_from_bytes`) and compared with XOR and population count.
 
 Every ranking is by (distance, database index): among equal distances the lower index comes
-first. Distances are small integers in ``[0, L]``, which both backends exploit. The backend
-(:func:`resolve_backend`) is ``"host"`` on CPU, where XLA's sort and ``top_k`` are slow and NumPy
-does the ordering, and ``"device"`` on GPU/TPU, where the ordering stays under ``jit``. Both give
-identical results.
+first. Distances are small integers in ``[0, L]``, which every path exploits. The backend
+(:func:`resolve_backend`) is ``"host"`` on CPU and ``"device"`` on GPU/TPU; both give identical
+results.
 
-* :func:`topk`, the k nearest items. Host: each distance block comes back to NumPy; the k-th
-  smallest distance ``t`` of a row is found by bisection over ``[0, L]`` with vectorised counts,
-  the items below ``t`` and the first items at ``t`` by index are taken in one scan, and only
-  those are sorted (a radix sort on 16-bit keys). XLA's CPU ``top_k`` and ``argsort`` cost about
-  25x more on 1,000 x 54,000 distances. Device: ``lax.top_k`` on the distinct key
-  ``distance * block + position`` inside a ``lax.scan`` over database blocks, merging each
-  block's candidates into the running best k with a two-key ``lax.sort``.
-* :func:`within_radius`, every item at distance ``<= r``: on the host for every backend, because
-  the number of hits is data-dependent.
+* Host (:func:`topk`, :func:`within_radius`): the database is cut into one contiguous share
+  per CPU, scanned by a thread each, in tiles of ``TILE_DB`` codes against ``TILE_PAIRS /
+  TILE_DB`` queries. A tile is one jitted call (:func:`_tile_kernel`) in which XLA fuses XOR,
+  population count and each row's minimum; the host reads the minima and fetches the distances
+  of a row only when its minimum can enter the answer. Top-k keeps, per query, the best ``k`` as
+  int64 keys ``(distance << 40) | index`` and their k-th distance: a later item enters only
+  strictly below it, because every later item has a larger index and so loses every tie;
+  candidates wait in a list and are merged (a sort) once there are ``Q k`` of them. From
+  ``k = DENSE_MIN_K`` on, re-sorting long lists costs more than ranking whole rows: each thread
+  takes a share of the queries and picks each row's k smallest keys by counting
+  (:func:`_first_keys`). Radius search keeps the hits of the rows whose minimum is within the
+  radius. NumPy does the ordering, because XLA's CPU sort and ``top_k`` are slow.
+* Device (:func:`topk`): ``lax.top_k`` on the distinct key ``distance * block + position``
+  inside a ``lax.scan`` over database blocks of a jitted XOR/popcount kernel
+  (:func:`dlhash_jax.codes.packed_hamming_distance`), merging each block's candidates into the
+  running best k with a two-key ``lax.sort``. :func:`within_radius` computes the distance blocks
+  there (:func:`distance_blocks`: each side held on the device as ``[blocks, size, W]``, the next
+  block dispatched before the current one is read, :func:`prefetched`) and keeps the hits on the
+  host, because their number is data-dependent.
 * :func:`rank_payload` (traced, inside a caller's kernel) and :func:`ranked_payload` (host): an
   integer payload per item (e.g. a relevance grade) of the first ``length`` items of the whole
   database in rank order. ``"keys"`` (host): the device builds unique ``int32`` keys
-  ``((d N + index) << bits) | payload`` and NumPy sorts them (after ``np.partition`` for a top
-  K), so the payloads come out in rank order without a gather. ``"dist"``, the host fallback when
-  a key would overflow ``int32``: a stable argsort of the distances. ``"device"``: ``lax.top_k``
-  for a top K, else a stable ``lax.sort`` carrying the payload.
+  ``((d N + index) << bits) | payload`` and NumPy sorts them (for a top K only the K smallest,
+  found by counting distances, :func:`_first_keys`), so the payloads come out in rank order
+  without a gather. ``"dist"``, the host fallback when a key would overflow ``int32``: a stable
+  argsort of the distances. ``"device"``: ``lax.top_k`` for a top K, else a stable ``lax.sort``
+  carrying the payload.
 """
 
 from __future__ import annotations
 
 import functools
+import os
+from concurrent.futures import ThreadPoolExecutor
 from typing import Callable, Iterable, Iterator
 
 import jax
@@ -47,13 +55,25 @@ from dlhash_jax import codes
 from dlhash_jax._checks import check_choice, check_int
 
 BACKENDS = ("host", "device")
-# Rows packed per compiled call: bounded memory, one compilation per shape.
+# Rows packed per NumPy call: bounded temporary memory whatever N.
 PACK_BLOCK = 1 << 16
 # Query-item pairs of a default query chunk: buffers this small are reused by the allocator
 # instead of being mapped afresh, which measured 2-3x faster on CPU than 2**24.
 PAIRS_PER_CHUNK = 1 << 22
+# Host tiles: database codes per tile, and query-item pairs per tile: one XLA call each, large
+# enough that its dispatch is noise, small enough that its distances (2 MiB) stay in cache.
+TILE_DB = 1 << 14
+TILE_PAIRS = 1 << 21
 # Largest int32 key, for the host ranking keys and the device top-k keys.
 _MAX_KEY = 2**31 - 1
+# Host top-k keys are (distance << _INDEX_BITS) | index: 10^12 items, codes of 2^22 bits.
+_INDEX_BITS = 40
+# Columns of the sample on which the host ranking of keys guesses each row's k-th distance.
+_SAMPLE_COLUMNS = 4096
+# From this k on, host top-k ranks whole rows of distances (_topk_dense) instead of scanning,
+# in blocks of at most this many codes.
+DENSE_MIN_K = 256
+_DENSE_BLOCK = 1 << 20
 
 
 def default_backend() -> str:
@@ -80,14 +100,29 @@ def resolve_backend(backend: str | None, name: str = "backend") -> str:
     return backend
 
 
-_pack_block = jax.jit(codes.pack_bits)
+def host_threads() -> int:
+    """Threads of the host engine: the CPUs this process may run on."""
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0))
+    return os.cpu_count() or 1
+
+
+# ----------------------------------------------------------------------------------------------
+# Packing.
+
+
+def _word_view(padded_bytes: np.ndarray) -> np.ndarray:
+    """``uint8 [N, 4 W]`` codes, least significant bit first, as ``uint32 [N, W]`` words."""
+    # Little-endian words put byte b of a code at bits 8 (b % 4) ... of word b // 4, which is
+    # where pack_codes keeps bits 8b ... 8b + 7; astype is a no-op on little-endian machines.
+    return padded_bytes.view("<u4").astype(np.uint32, copy=False)
 
 
 def pack(matrix) -> np.ndarray:
     """Packs validated ±1 codes or 0/1 labels to ``uint32`` words on the host, block by block.
 
-    Entries ``> 0`` are set bits (:func:`dlhash_jax.codes.pack_bits`). Rows go through one
-    compiled call per ``PACK_BLOCK`` rows (the last block zero-padded), so memory stays bounded.
+    Entries ``> 0`` are set bits, in the layout of :func:`dlhash_jax.codes.pack_bits`. Rows are
+    packed ``PACK_BLOCK`` at a time by ``np.packbits``, so temporary memory stays bounded.
 
     Args:
       matrix: ``[N, L]`` ±1 codes or 0/1 bits, any numeric dtype; ``N`` may be 0.
@@ -98,20 +133,60 @@ def pack(matrix) -> np.ndarray:
     Raises:
       ValueError: if ``matrix`` is not 2-D.
     """
-    # Booleans make one compiled shape per (block, L) whatever the input dtype.
-    bits = np.asarray(matrix) > 0
-    if bits.ndim != 2:
-        raise ValueError(f"matrix must be a 2-D [N, L] matrix, got shape {bits.shape}.")
-    n, num_bits = bits.shape
-    block = max(1, min(n, PACK_BLOCK))
-    out = np.empty((n, codes.num_words(num_bits)), np.uint32)
-    for rows in chunk_slices(n, block):
-        part = bits[rows]
-        valid = part.shape[0]
-        if valid < block:
-            part = np.concatenate([part, np.zeros((block - valid, num_bits), bool)])
-        out[rows] = np.asarray(_pack_block(part))[:valid]
-    return out
+    matrix = np.asarray(matrix)
+    if matrix.ndim != 2:
+        raise ValueError(f"matrix must be a 2-D [N, L] matrix, got shape {matrix.shape}.")
+    n, num_bits = matrix.shape
+    out = np.zeros((n, 4 * codes.num_words(num_bits)), np.uint8)
+    for rows in chunk_slices(n, PACK_BLOCK):
+        out[rows, : -(-num_bits // 8)] = np.packbits(matrix[rows] > 0, axis=1, bitorder="little")
+    return _word_view(out)
+
+
+def words_from_bytes(packed_bytes: np.ndarray) -> np.ndarray:
+    """Codes packed 8 bits to a byte, least significant bit first, as :func:`pack`'s words.
+
+    That byte layout is faiss's for binary codes (bit ``j`` in byte ``j // 8`` at bit ``j % 8``)
+    and ``np.packbits(bits, axis=1, bitorder="little")``'s; NumPy's default ``bitorder="big"``
+    is not it.
+
+    Args:
+      packed_bytes: ``uint8 [N, B]``.
+
+    Returns:
+      ``uint32 [N, ceil(B / 4)]``, the words of the same bits (zero beyond byte ``B``).
+
+    Raises:
+      ValueError: if ``packed_bytes`` is not a 2-D ``uint8`` matrix.
+    """
+    packed_bytes = np.asarray(packed_bytes)
+    if packed_bytes.ndim != 2 or packed_bytes.dtype != np.uint8:
+        raise ValueError(
+            f"packed_bytes must be a 2-D uint8 matrix, got {packed_bytes.dtype} of shape "
+            f"{packed_bytes.shape}."
+        )
+    n, num_bytes = packed_bytes.shape
+    padded = np.zeros((n, 4 * -(-num_bytes // 4)), np.uint8)
+    padded[:, :num_bytes] = packed_bytes
+    return _word_view(padded)
+
+
+def bytes_from_words(packed: np.ndarray, num_bits: int) -> np.ndarray:
+    """Inverse of :func:`words_from_bytes`: ``uint32 [N, W]`` words as ``uint8 [N, ceil(L / 8)]``.
+
+    Args:
+      packed: ``uint32 [N, ceil(L / 32)]`` packed codes.
+      num_bits: ``L``.
+
+    Returns:
+      C-contiguous ``uint8 [N, ceil(L / 8)]`` bytes, least significant bit first.
+    """
+    words = np.ascontiguousarray(packed).astype("<u4", copy=False)
+    return np.ascontiguousarray(words.view(np.uint8)[:, : -(-num_bits // 8)])
+
+
+# ----------------------------------------------------------------------------------------------
+# Plans, blocks and the device pipeline.
 
 
 def plan(num_queries: int, num_db: int, chunk_size: int | None = None,
@@ -218,7 +293,7 @@ def _block_distances(query_blocks, db_blocks, i, j, *, dtype):
 
 def distance_blocks(query_packed: np.ndarray, db_packed: np.ndarray, num_bits: int,
                     chunk_size: int, db_chunk_size: int) -> Iterator[tuple[int, int, np.ndarray]]:
-    """Every block of the distance matrix on the host, query block by query block.
+    """Every block of the distance matrix, computed on the JAX device, query block by block.
 
     Args:
       query_packed: ``uint32 [Q, W]`` packed queries.
@@ -228,7 +303,8 @@ def distance_blocks(query_packed: np.ndarray, db_packed: np.ndarray, num_bits: i
 
     Yields:
       ``(i, j, distances)``: query block ``i``, database block ``j`` (``j`` fastest) and their
-      distances ``[rows of i, rows of j]`` in :func:`distance_dtype`, padding removed.
+      distances ``[rows of i, rows of j]`` in :func:`distance_dtype` on the host, padding
+      removed.
     """
     query_rows = chunk_slices(query_packed.shape[0], chunk_size)
     db_rows = chunk_slices(db_packed.shape[0], db_chunk_size)
@@ -246,72 +322,240 @@ def distance_blocks(query_packed: np.ndarray, db_packed: np.ndarray, num_bits: i
 
 
 # ----------------------------------------------------------------------------------------------
-# Top-k.
+# The host engine: tiles of jitted popcounts, NumPy ordering, one thread per share.
 
 
-def _kth_smallest(row: np.ndarray, k: int, num_bits: int) -> int:
-    """The k-th smallest value of ``row`` (values in ``[0, num_bits]``, ``1 <= k <= len(row)``)."""
-    low, high = 0, num_bits
-    while low < high:
-        mid = (low + high) // 2
-        if np.count_nonzero(row <= mid) >= k:
-            high = mid
-        else:
-            low = mid + 1
-    return low
+@functools.partial(jax.jit, static_argnames=("dtype",))
+def _tile_kernel(query_tile, db_tile, *, dtype):
+    """Distances of a query tile to a database tile and each row's minimum, fused by XLA."""
+    dist = codes.packed_hamming_distance(query_tile, db_tile).astype(dtype)
+    return dist, jnp.min(dist, axis=1)
 
 
-def _smallest_per_row(dist: np.ndarray, k: int, num_bits: int) -> tuple[np.ndarray, np.ndarray]:
-    """The ``k`` smallest entries of each row of ``dist`` ``[q, n]`` by (value, column).
+class _Tiles:
+    """Distances of query tiles to database tiles: one compiled XLA call per tile.
 
-    Counting instead of comparison sorting: everything below the k-th smallest value ``t`` plus
-    the first ``k - count(< t)`` columns at ``t`` are exactly the answer, and only the part below
-    ``t`` (fewer than k items) needs sorting. Memory stays ``O(n)`` per row even when all tie.
+    XLA fuses the XOR, the population count and the row minimum and vectorises them; NumPy's
+    ``np.bitwise_xor`` then ``np.bitwise_count`` through memory measured 4x slower per pair on
+    a 2-core CPU, and faiss in between. Every tile is padded to one shape, so a search
+    compiles once; the host reads only the row minima unless a row can have an answer.
 
-    Returns:
-      ``(distances int32 [q, k], columns int64 [q, k])``.
+    Args:
+      queries: ``uint32 [Q, W]`` packed queries.
+      num_bits: ``L``, which sets the distance dtype (:func:`distance_dtype`).
+      tile_q, tile_db: rows of the query and database tiles.
     """
-    out_dist = np.empty((dist.shape[0], k), np.int32)
-    out_cols = np.empty((dist.shape[0], k), np.int64)
-    for r, row in enumerate(dist):
-        kth = _kth_smallest(row, k, num_bits)
-        candidates = np.flatnonzero(row <= kth)
-        values = row[candidates]
-        below = values < kth
-        cols_below = candidates[below]
-        order = np.argsort(values[below].astype(_sort_dtype(num_bits)), kind="stable")
-        m = cols_below.shape[0]
-        out_dist[r, :m] = values[below][order]
-        out_cols[r, :m] = cols_below[order]
-        out_dist[r, m:] = kth
-        out_cols[r, m:] = candidates[~below][: k - m]
-    return out_dist, out_cols
+
+    def __init__(self, queries: np.ndarray, num_bits: int, tile_q: int, tile_db: int):
+        self._tile_db = tile_db
+        self._dtype = distance_dtype(num_bits)
+        # Queries go to the device once, as padded tiles keyed by their first row.
+        self._queries = {rows.start: jnp.asarray(_padded(queries[rows], tile_q))
+                         for rows in chunk_slices(queries.shape[0], tile_q)}
+
+    def __call__(self, rows: slice, db_tile: np.ndarray) -> tuple[np.ndarray, Callable]:
+        """``(row minima [rows], distances)``: ``distances()`` gives ``[rows, len(db_tile)]``.
+
+        The minima may count padding columns (so a row may look nearer than it is); the
+        distances never do.
+        """
+        dist, minima = _tile_kernel(self._queries[rows.start], _padded(db_tile, self._tile_db),
+                                    dtype=self._dtype)
+        num_rows, num_cols = rows.stop - rows.start, db_tile.shape[0]
+        return np.asarray(minima)[:num_rows], lambda: np.asarray(dist)[:num_rows, :num_cols]
 
 
-def _merge_host(best, new, k, num_bits):
-    """Merges two per-row candidate lists; ``best`` holds only smaller indices than ``new``."""
-    dist = np.concatenate([best[0], new[0]], axis=1)
-    cols = np.concatenate([best[1], new[1]], axis=1)
-    # A stable sort by distance keeps index order within each distance, because every column of
-    # best precedes every column of new.
-    order = np.argsort(dist.astype(_sort_dtype(num_bits)), axis=1, kind="stable")[:, :k]
-    return np.take_along_axis(dist, order, 1), np.take_along_axis(cols, order, 1)
+def _padded(rows: np.ndarray, size: int) -> np.ndarray:
+    """``rows`` zero-padded to ``size`` rows (as they are when they have that many)."""
+    if rows.shape[0] == size:
+        return rows
+    out = np.zeros((size,) + rows.shape[1:], rows.dtype)
+    out[: rows.shape[0]] = rows
+    return out
 
 
-def _topk_host(query_packed, db_packed, num_bits, k, chunk_size, db_chunk_size):
-    out_dist = np.empty((query_packed.shape[0], k), np.int32)
-    out_idx = np.empty((query_packed.shape[0], k), np.int64)
-    query_rows = chunk_slices(query_packed.shape[0], chunk_size)
-    last_block = len(chunk_slices(db_packed.shape[0], db_chunk_size)) - 1
-    best = None
-    for i, j, dist in distance_blocks(query_packed, db_packed, num_bits, chunk_size,
-                                      db_chunk_size):
-        found = _smallest_per_row(dist, min(k, dist.shape[1]), num_bits)
-        found = (found[0], found[1] + j * db_chunk_size)
-        best = found if j == 0 else _merge_host(best, found, k, num_bits)
-        if j == last_block:
-            out_dist[query_rows[i]], out_idx[query_rows[i]] = best
-    return out_dist, out_idx
+def _host_tiles(database: np.ndarray, span: slice,
+                tile_db: int) -> Iterator[tuple[int, np.ndarray]]:
+    """``(first index, tile)`` of the database rows in ``span``, ``tile_db`` at a time."""
+    for start in range(span.start, span.stop, tile_db):
+        yield start, database[start : min(start + tile_db, span.stop)]
+
+
+def _shares(num_db: int, tile_db: int) -> list[slice]:
+    """One contiguous share of the database per thread, each a whole number of tiles."""
+    tiles = -(-num_db // tile_db)
+    per_share = -(-tiles // max(1, min(host_threads(), tiles))) * tile_db
+    return chunk_slices(num_db, per_share)
+
+
+def _in_shares(work: Callable[[slice], object], num_db: int, tile_db: int) -> list:
+    """``work(share)`` for every share, in share order, one thread each."""
+    shares = _shares(num_db, tile_db)
+    if len(shares) == 1:
+        return [work(shares[0])]
+    with ThreadPoolExecutor(len(shares)) as pool:
+        return list(pool.map(work, shares))
+
+
+def _host_plan(num_q: int, num_db: int, chunk_size: int | None, db_chunk_size: int | None,
+               min_db: int = 1) -> tuple[int, int]:
+    """``(query rows, database rows)`` of a host tile: ``TILE_PAIRS`` pairs of ``TILE_DB`` (or
+    ``min_db``) codes, capped by the caller's block sizes (checked) and by the rows there are."""
+    tile_db = min(max(TILE_DB, min_db), num_db, db_chunk_size or num_db)
+    return min(max(1, TILE_PAIRS // tile_db), num_q, chunk_size or num_q), tile_db
+
+
+def _sentinel(num_bits: int) -> int:
+    """A key above every real key ``(d << _INDEX_BITS) | index``: the empty place of a list."""
+    return (num_bits + 1) << _INDEX_BITS
+
+
+def _merge(best: np.ndarray, limit: np.ndarray, rows: list[np.ndarray], keys: list[np.ndarray],
+           num_bits: int) -> None:
+    """Merges pending candidates into each query's best list and its limit, in place.
+
+    Args:
+      best: ``int64 [Q, k]`` sorted keys of each query's best items so far.
+      limit: ``int64 [Q]``: only items at a distance below it can enter (``L + 1`` while a list
+        is not full, else its k-th distance).
+      rows: query rows of the pending candidates, in pieces; emptied.
+      keys: their keys ``(distance << _INDEX_BITS) | index``, in pieces; emptied.
+      num_bits: ``L``.
+    """
+    k = best.shape[1]
+    touched, row = np.unique(np.concatenate(rows), return_inverse=True)
+    new_keys = np.concatenate(keys)
+    rows.clear()
+    keys.clear()
+    # Each touched row's candidates go after its k best, in a row of the width of the longest.
+    order = np.argsort(row, kind="stable")
+    row = row[order]
+    counts = np.bincount(row, minlength=touched.size)
+    merged = np.full((touched.size, k + int(counts.max())), _sentinel(num_bits), np.int64)
+    merged[:, :k] = best[touched]
+    merged[row, k + np.arange(row.size) - (np.cumsum(counts) - counts)[row]] = new_keys[order]
+    if merged.shape[1] > k:
+        merged.partition(k - 1, axis=1)
+    merged = np.sort(merged[:, :k], axis=1)
+    best[touched] = merged
+    kth = merged[:, -1]
+    limit[touched] = np.where(kth >= _sentinel(num_bits), num_bits + 1, kth >> _INDEX_BITS)
+
+
+def _topk_host(queries, database, num_bits, k, tile_q, tile_db):
+    num_q = queries.shape[0]
+    query_tiles = chunk_slices(num_q, tile_q)
+    # Candidates wait until there are as many as the lists hold: a merge sorts, a tile does not.
+    # Until then the limits are older, which only lets more candidates wait.
+    budget = num_q * k
+
+    def scan(share: slice) -> np.ndarray:
+        distances = _Tiles(queries, num_bits, tile_q, tile_db)
+        best = np.full((num_q, k), _sentinel(num_bits), np.int64)
+        limit = np.full(num_q, num_bits + 1, np.int64)
+        rows, keys, waiting = [], [], 0
+        for start, db_tile in _host_tiles(database, share, tile_db):
+            for tile_rows in query_tiles:
+                minima, dist = distances(tile_rows, db_tile)
+                below = limit[tile_rows]
+                # Most rows end at their minimum once lists are full.
+                hit = np.flatnonzero(minima < below)
+                if not hit.size:
+                    continue
+                near, below = dist()[hit], below[hit]
+                if below.max() > num_bits and near.shape[1] >= k:
+                    # A list not yet full takes only what is within this tile's k-th distance:
+                    # k items of the tile are that near, so nothing farther can be an answer.
+                    kth = np.partition(near, k - 1, axis=1)[:, k - 1]
+                    below = np.minimum(below, kth.astype(np.int64) + 1)
+                # A 2-D np.nonzero costs ten times a flat one.
+                flat = np.flatnonzero(near < below[:, None])
+                if not flat.size:
+                    # The minimum counted a padding column.
+                    continue
+                r, c = np.divmod(flat, near.shape[1])
+                rows.append(hit[r] + tile_rows.start)
+                keys.append((near.ravel()[flat].astype(np.int64) << _INDEX_BITS) | (c + start))
+                waiting += flat.size
+                if waiting >= budget:
+                    _merge(best, limit, rows, keys, num_bits)
+                    waiting = 0
+        if rows:
+            _merge(best, limit, rows, keys, num_bits)
+        return best
+
+    parts = _in_shares(scan, database.shape[0], tile_db)
+    # Keys are distinct and carry the index, so sorting them merges the shares exactly.
+    keys = parts[0] if len(parts) == 1 else np.sort(np.concatenate(parts, axis=1), axis=1)[:, :k]
+    return (keys >> _INDEX_BITS).astype(np.int32), keys & ((1 << _INDEX_BITS) - 1)
+
+
+def _topk_dense(queries, database, num_bits, k, chunk_size, db_chunk_size):
+    """Top-k for a large ``k``: whole rows of distances, selected by counting per row.
+
+    The scan of :func:`_topk_host` re-sorts every list it touches, which for large ``k`` costs
+    more than ranking whole rows. Here each thread takes a share of the queries; a chunk of
+    queries gets its distances to a block of up to ``_DENSE_BLOCK`` codes as int32 keys
+    ``d n + column`` and :func:`_first_keys` picks the k smallest; blocks merge like shares.
+    """
+    num_q, num_db = queries.shape[0], database.shape[0]
+    # Keys d n + column stay inside int32 for blocks of 2^31 / (L + 1) codes.
+    block = min(num_db, db_chunk_size or num_db, _DENSE_BLOCK, _MAX_KEY // (num_bits + 1))
+    rows_per_chunk = min(chunk_size or num_q, max(1, PAIRS_PER_CHUNK // block))
+
+    def rank(share: slice) -> np.ndarray:
+        distances = _Tiles(queries, num_bits, rows_per_chunk, block)
+        keys = np.empty(rows_per_chunk * block, np.int32)
+        mask = np.empty(rows_per_chunk * block, bool)
+        best = np.empty((share.stop - share.start, k), np.int64)
+        for rows in chunk_slices(share.stop - share.start, rows_per_chunk):
+            rows = slice(rows.start + share.start, rows.stop + share.start)
+            found = []
+            for start in range(0, num_db, block):
+                dist = distances(rows, database[start : start + block])[1]()
+                n = dist.shape[1]
+                chunk_keys = keys[: dist.size].reshape(dist.shape)
+                np.multiply(dist, n, out=chunk_keys, dtype=np.int32)
+                chunk_keys += np.arange(n, dtype=np.int32)
+                if k < n:
+                    chunk_keys = _first_keys(chunk_keys, k, num_bits, 0,
+                                             mask[: dist.size].reshape(dist.shape))
+                else:
+                    chunk_keys = np.sort(chunk_keys, axis=1)
+                distance, column = np.divmod(chunk_keys.astype(np.int64), n)
+                found.append((distance << _INDEX_BITS) | (column + start))
+            merged = np.concatenate(found, axis=1)
+            if len(found) > 1:
+                merged = np.sort(merged, axis=1)[:, :k]
+            best[rows.start - share.start : rows.stop - share.start] = merged
+        return best
+
+    keys = np.concatenate(_in_shares(rank, num_q, rows_per_chunk))
+    return (keys >> _INDEX_BITS).astype(np.int32), keys & ((1 << _INDEX_BITS) - 1)
+
+
+def _radius_host(queries, database, num_bits, radius, tile_q, tile_db):
+    query_tiles = chunk_slices(queries.shape[0], tile_q)
+
+    def scan(share: slice) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+        distances = _Tiles(queries, num_bits, tile_q, tile_db)
+        hits = []
+        for start, db_tile in _host_tiles(database, share, tile_db):
+            for rows in query_tiles:
+                minima, dist = distances(rows, db_tile)
+                hit = np.flatnonzero(minima <= radius)
+                if hit.size:
+                    near = dist()[hit]
+                    # A 2-D np.nonzero costs ten times a flat one.
+                    r, c = np.divmod(np.flatnonzero(near <= radius), near.shape[1])
+                    hits.append((hit[r] + rows.start, c + start, near[r, c]))
+        return hits
+
+    return [hit for part in _in_shares(scan, database.shape[0], tile_db) for hit in part]
+
+
+# ----------------------------------------------------------------------------------------------
+# Top-k and radius search.
 
 
 @functools.partial(jax.jit, static_argnames=("k", "num_bits", "num_db"))
@@ -367,10 +611,12 @@ def topk(query_packed: np.ndarray, db_packed: np.ndarray, num_bits: int, k: int,
 
     Args:
       query_packed: ``uint32 [Q, W]`` packed queries, ``Q >= 1``.
-      db_packed: ``uint32 [N, W]`` packed database, ``N >= 1``.
+      db_packed: ``uint32 [N, W]`` packed database, ``N >= 1`` (a ``np.memmap`` is scanned in
+        place).
       num_bits: ``L``.
       k: ``1 <= k <= N`` (checked by the caller).
-      chunk_size, db_chunk_size: block sizes, as in :func:`plan`.
+      chunk_size, db_chunk_size: block sizes, as in :func:`plan`; on the host they cap the
+        tiles (``TILE_PAIRS``, ``TILE_DB``), None leaves them as they are.
       backend: ``"host"``, ``"device"`` or None (:func:`default_backend`).
 
     Returns:
@@ -378,38 +624,52 @@ def topk(query_packed: np.ndarray, db_packed: np.ndarray, num_bits: int, k: int,
       identical on both backends and for every block size.
     """
     backend = resolve_backend(backend)
-    chunk, db_chunk = plan(query_packed.shape[0], db_packed.shape[0], chunk_size, db_chunk_size)
-    search = _topk_host if backend == "host" else _topk_device
-    return search(query_packed, db_packed, num_bits, k, chunk, db_chunk)
+    num_q, num_db = query_packed.shape[0], db_packed.shape[0]
+    chunk, db_chunk = plan(num_q, num_db, chunk_size, db_chunk_size)
+    if backend == "device":
+        return _topk_device(query_packed, db_packed, num_bits, k, chunk, db_chunk)
+    if k >= DENSE_MIN_K:
+        return _topk_dense(query_packed, db_packed, num_bits, k, chunk_size, db_chunk_size)
+    # A tile as wide as k fills a list in one tile; narrower, every tile would re-sort k items.
+    tiles = _host_plan(num_q, num_db, chunk_size, db_chunk_size, min_db=k)
+    return _topk_host(query_packed, db_packed, num_bits, k, *tiles)
 
 
 def within_radius(query_packed: np.ndarray, db_packed: np.ndarray, num_bits: int, radius: int,
-                  *, chunk_size: int | None = None,
-                  db_chunk_size: int | None = None) -> list[tuple[np.ndarray, np.ndarray]]:
+                  *, chunk_size: int | None = None, db_chunk_size: int | None = None,
+                  backend: str | None = None) -> list[tuple[np.ndarray, np.ndarray]]:
     """Every database row within Hamming distance ``radius`` of each query.
 
     Args:
-      query_packed, db_packed, num_bits, chunk_size, db_chunk_size: as in :func:`topk`.
+      query_packed, db_packed, num_bits, chunk_size, db_chunk_size, backend: as in
+        :func:`topk`.
       radius: ``>= 0``.
 
     Returns:
-      ``Q`` pairs ``(distances int32 [n_q], indices int64 [n_q])`` sorted by (distance, index).
+      ``Q`` pairs ``(distances int32 [n_q], indices int64 [n_q])`` sorted by (distance, index);
+      ``n_q`` may be 0.
     """
-    chunk, db_chunk = plan(query_packed.shape[0], db_packed.shape[0], chunk_size, db_chunk_size)
+    backend = resolve_backend(backend)
+    num_q = query_packed.shape[0]
+    chunk, db_chunk = plan(num_q, db_packed.shape[0], chunk_size, db_chunk_size)
     # Distances never exceed L; clamping keeps the comparison inside the narrow distance dtype.
     radius = min(radius, num_bits)
-    last_block = len(chunk_slices(db_packed.shape[0], db_chunk)) - 1
-    results, hits = [], []
-    for _, j, dist in distance_blocks(query_packed, db_packed, num_bits, chunk, db_chunk):
-        rows, cols = np.nonzero(dist <= radius)
-        hits.append((rows, cols + j * db_chunk, dist[rows, cols].astype(np.int32)))
-        if j == last_block:
-            rows, cols, values = (np.concatenate(part) for part in zip(*hits))
-            order = np.lexsort((cols, values, rows))
-            bounds = np.cumsum(np.bincount(rows, minlength=dist.shape[0]))[:-1]
-            results.extend(zip(np.split(values[order], bounds), np.split(cols[order], bounds)))
-            hits = []
-    return results
+    if backend == "host":
+        tiles = _host_plan(num_q, db_packed.shape[0], chunk_size, db_chunk_size)
+        hits = _radius_host(query_packed, db_packed, num_bits, radius, *tiles)
+    else:
+        hits = []
+        for i, j, dist in distance_blocks(query_packed, db_packed, num_bits, chunk, db_chunk):
+            rows, cols = np.nonzero(dist <= radius)
+            hits.append((rows + i * chunk, cols + j * db_chunk, dist[rows, cols]))
+    if hits:
+        rows, cols, values = (np.concatenate(part) for part in zip(*hits))
+    else:
+        rows, cols, values = (np.zeros(0, np.int64) for _ in range(3))
+    order = np.lexsort((cols, values, rows))
+    bounds = np.cumsum(np.bincount(rows, minlength=num_q))[:-1]
+    return list(zip(np.split(values[order].astype(np.int32), bounds),
+                    np.split(cols[order].astype(np.int64), bounds)))
 
 
 # ----------------------------------------------------------------------------------------------
@@ -465,6 +725,79 @@ def rank_payload(dist: jax.Array, payload: jax.Array, *, mode: str, length: int 
     return {"ranked": ranked}
 
 
+def _first_keys(keys: np.ndarray, length: int, num_bits: int, payload_bits: int,
+                mask: np.ndarray) -> np.ndarray:
+    """The ``length`` smallest keys of each row of ``keys`` ``[q, N]``, sorted, by counting.
+
+    A key ``((d N + index) << payload_bits) | payload`` is at most ``((t N) << payload_bits) - 1``
+    exactly when its distance ``d`` is below ``t``. The row's length-th key has the distance
+    ``t`` with ``count(d < t) < length <= count(d <= t)``: the answer is every key at a distance
+    below ``t`` (fewer than ``length``; sorted) and then the first keys at ``t``, which NumPy
+    finds in index order, hence in key order. A bisection over a sample of the columns guesses
+    ``t``; one compare and ``np.flatnonzero`` over the whole rows take every key up to one
+    distance beyond the guess, and counts of those give ``t`` exactly. ``np.partition`` of the
+    whole rows measured 1.5-2x slower.
+
+    Args:
+      keys: ``int32 [q, N]`` distinct non-negative keys (read only).
+      length: ``1 <= length < N``.
+      num_bits: ``L``.
+      payload_bits: the payload's width in the keys.
+      mask: ``bool [q, N]`` scratch.
+
+    Returns:
+      ``int32 [q, length]`` keys, sorted along each row.
+    """
+    q, n = keys.shape
+
+    def last_key(t):
+        # The largest key at a distance below t, -1 for t = 0: inside int32 for t <= L + 1
+        # (ranking_mode), and compared as int32 it stays a SIMD compare.
+        return (((t.astype(np.int64) * n) << payload_bits) - 1).astype(keys.dtype)
+
+    sample = np.ascontiguousarray(keys[:, :: max(1, n // _SAMPLE_COLUMNS)])
+    scratch = mask[:, : sample.shape[1]]
+    want = -(-length * sample.shape[1] // n)
+    low, high = np.zeros(q, np.int64), np.full(q, num_bits, np.int64)
+    while (low < high).any():
+        mid = (low + high) // 2
+        near = np.less_equal(sample, last_key(mid + 1)[:, None], out=scratch)
+        enough = near.sum(axis=1) >= want
+        low, high = np.where(enough, low, mid + 1), np.where(enough, mid, high)
+    # One pass takes every key up to one distance beyond the guess (a sample's quantile is
+    # often one off); the exact t of each row then comes from counts of what it took. Only a
+    # row with fewer than length keys taken needs another pass, further out.
+    reach = np.minimum(low + 1, num_bits)
+    while True:
+        flat = np.flatnonzero(np.less_equal(keys, last_key(reach + 1)[:, None], out=mask))
+        row, found = flat // n, keys.ravel()[flat]
+        short = np.bincount(row, minlength=q) < length
+        if not short.any():
+            break
+        reach = np.where(short, np.minimum(2 * reach + 1, num_bits), reach)
+    distance = (found >> payload_bits) // n
+    per_distance = np.bincount(row * (num_bits + 1) + distance, minlength=q * (num_bits + 1))
+    t = np.argmax(np.cumsum(per_distance.reshape(q, num_bits + 1), axis=1) >= length, axis=1)
+    nearer = distance < t[row]
+    count = np.bincount(row[nearer], minlength=q)
+    at_t = distance == t[row]
+    row, found = row[nearer | at_t], found[nearer | at_t]
+    nearer = nearer[nearer | at_t]
+    out = np.empty((q, length), keys.dtype)
+    # Below t: sorted by (row, key) in one sort of int64 (keys are non-negative int32).
+    pairs = np.sort((row[nearer] << 32) | found[nearer])
+    row_below = pairs >> 32
+    start = np.cumsum(count) - count
+    out[row_below, np.arange(pairs.size) - start[row_below]] = pairs & 0xFFFFFFFF
+    # At t: the first length - count of each row, already in key order.
+    row_at, key_at = row[~nearer], found[~nearer]
+    count_at = np.bincount(row_at, minlength=q)
+    place = count[row_at] + np.arange(row_at.size) - (np.cumsum(count_at) - count_at)[row_at]
+    keep = place < length
+    out[row_at[keep], place[keep]] = key_at[keep]
+    return out
+
+
 def ranked_payload(out: dict, valid: int, *, mode: str, length: int, num_bits: int,
                    payload_bits: int,
                    buffer: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray | None]:
@@ -476,23 +809,30 @@ def ranked_payload(out: dict, valid: int, *, mode: str, length: int, num_bits: i
       mode, payload_bits: as given to :func:`rank_payload`.
       length: items wanted per query, ``1 <= length <= N``.
       num_bits: ``L``.
-      buffer: scratch from the previous chunk's call, or None. ``"keys"`` sorts in place in it:
-        reusing one buffer avoids a fresh allocation (and its page faults) per chunk.
+      buffer: scratch from the previous chunk's call, or None. ``"keys"`` works in it (a mask
+        for a top K, else a copy of the keys sorted in place): reusing one buffer avoids a
+        fresh allocation (and its page faults) per chunk.
 
     Returns:
-      ``(ranked [valid, length], buffer)``. Under ``"keys"`` ``ranked`` lives in ``buffer``: it
-      is valid until the buffer is passed to the next call.
+      ``(ranked [valid, length], buffer)``. Under ``"keys"`` ``ranked`` may live in ``buffer``:
+      it is valid until the buffer is passed to the next call.
     """
     if mode == "keys":
         keys = np.asarray(out["keys"])
-        if buffer is None:
-            buffer = np.empty(keys.shape, keys.dtype)
-        np.copyto(buffer, keys)
-        keys = buffer[:valid]
-        if length < keys.shape[1]:
-            keys.partition(length - 1, axis=1)
-            keys = np.sort(keys[:, :length], axis=1)
+        top = length < keys.shape[1]
+        dtype = bool if top else keys.dtype
+        if buffer is None or buffer.dtype != dtype or buffer.shape != keys.shape:
+            buffer = np.empty(keys.shape, dtype)
+        if top:
+            # Rows are independent: one thread per CPU takes a share of them.
+            parts = _in_shares(
+                lambda rows: _first_keys(keys[rows], length, num_bits, payload_bits,
+                                         buffer[rows]),
+                valid, 1)
+            keys = parts[0] if len(parts) == 1 else np.concatenate(parts)
         else:
+            np.copyto(buffer, keys)
+            keys = buffer[:valid]
             keys.sort(axis=1)
         return np.bitwise_and(keys, (1 << payload_bits) - 1, out=keys), buffer
     if mode == "dist":

@@ -8,8 +8,9 @@ from code_helpers import brute_distances
 from code_helpers import brute_topk
 from code_helpers import tied_codes
 
+from dlhash_jax import hamming
 from dlhash_jax import retrieval
-from dlhash_jax.retrieval import HammingIndex, hamming_topk, radius_search
+from dlhash_jax.retrieval import HammingIndex, hamming_topk, radius_search, to_faiss
 
 PATHS = ("host", "device")
 
@@ -79,11 +80,13 @@ def test_host_and_device_paths_identical_on_wide_codes():
     np.testing.assert_array_equal(results[0][1], brute_topk(query_codes, db_codes, 25)[1])
 
 
-def test_radius_search_equals_brute_force(data):
+@pytest.mark.parametrize("path", PATHS)
+def test_radius_search_equals_brute_force(data, path):
     query_codes, db_codes = data[33]
     for radius, chunks in ((0, (23, 97)), (3, (5, 13)), (8, (7, 64)), (40, (23, 30))):
         found = radius_search(
-            query_codes, db_codes, radius, chunk_size=chunks[0], db_chunk_size=chunks[1]
+            query_codes, db_codes, radius, chunk_size=chunks[0], db_chunk_size=chunks[1],
+            _path=path,
         )
         expected = brute_radius(query_codes, db_codes, radius)
         assert len(found) == 23
@@ -92,10 +95,80 @@ def test_radius_search_equals_brute_force(data):
             assert dist.tolist() == ref_dist and idx.tolist() == ref_idx
     # Radius 0 finds exact copies only: duplicated rows are found, the other queries find nothing.
     queries = np.concatenate([db_codes[[5, 60]], -db_codes[:1]])
-    found = radius_search(queries, db_codes, 0)
+    found = radius_search(queries, db_codes, 0, _path=path)
     expected = brute_radius(queries, db_codes, 0)
     assert [idx.tolist() for _, idx in found] == [idx for _, idx in expected]
     assert 5 in found[0][1] and 60 in found[1][1] and len(found[2][1]) == 0
+
+
+def packed_forms(codes):
+    """The two packed layouts of ±1 codes: uint32 words and faiss's LSB-first bytes."""
+    return hamming.pack(codes), np.packbits(codes > 0, axis=1, bitorder="little")
+
+
+@pytest.mark.parametrize("num_bits", [8, 64])
+def test_packed_inputs_give_the_unpacked_results(data, num_bits):
+    query_codes, db_codes = data[num_bits]
+    ref = hamming_topk(query_codes, db_codes, 15)
+    ref_radius = radius_search(query_codes, db_codes, num_bits // 4)
+    for query, database in zip(packed_forms(query_codes), packed_forms(db_codes)):
+        dist, idx = hamming_topk(query, database, 15, packed=True)
+        np.testing.assert_array_equal(dist, ref[0])
+        np.testing.assert_array_equal(idx, ref[1])
+        found = radius_search(query, database, num_bits // 4, packed=True)
+        for (d, i), (ref_d, ref_i) in zip(found, ref_radius):
+            assert d.tolist() == ref_d.tolist() and i.tolist() == ref_i.tolist()
+
+
+def test_packed_inputs_bad_input_raises_named_errors(data):
+    query_codes, db_codes = data[64]
+    words, packed_bytes = packed_forms(db_codes)
+    with pytest.raises(ValueError, match="same dtype and width"):
+        hamming_topk(hamming.pack(query_codes), packed_bytes, 3, packed=True)
+    with pytest.raises(ValueError, match="query_codes must be a 2-D uint32 or uint8 matrix"):
+        hamming_topk(query_codes, words, 3, packed=True)
+    with pytest.raises(ValueError, match="db_codes is empty"):
+        radius_search(words[:2], words[:0], 1, packed=True)
+
+    index = HammingIndex(60)
+    with pytest.raises(ValueError, match=r"packed must be packed 60-bit codes: uint32 \[n, 2\] "
+                                         r"words .* or uint8 \[n, 8\] bytes"):
+        index.add_packed(packed_bytes[:, :7])
+    with pytest.raises(ValueError, match="packed has bits set beyond bit 60"):
+        index.add_packed(words)
+    index.add_packed(words & np.uint32(2**28 - 1))
+    with pytest.raises(ValueError, match="query_codes has bits set beyond bit 60"):
+        index.search(packed_bytes, 2, packed=True)
+    with pytest.raises(ValueError, match=r"query_codes is empty"):
+        index.range_search(words[:0] & 0, 2, packed=True)
+
+
+def test_index_add_packed_and_packed_queries_equal_unpacked():
+    rng = np.random.default_rng(7)
+    codes, ids, labels = make_index_data(rng, num_bits=40)
+    queries = tied_codes(rng, 6, 40)
+    whole = HammingIndex(40)
+    whole.add(codes, ids=ids, labels=labels)
+    words, packed_bytes = packed_forms(codes)
+    from_words, from_bytes = HammingIndex(40), HammingIndex(40)
+    from_words.add_packed(words[:20], ids=ids[:20], labels=labels[:20])
+    from_words.add_packed(packed_bytes[20:], ids=ids[20:], labels=labels[20:])
+    from_bytes.add_packed(packed_bytes)
+    np.testing.assert_array_equal(from_words.packed_codes, whole.packed_codes)
+    np.testing.assert_array_equal(from_bytes.packed_codes, whole.packed_codes)
+    np.testing.assert_array_equal(from_words.ids, ids)
+    np.testing.assert_array_equal(from_bytes.ids, np.arange(50))
+    np.testing.assert_array_equal(from_words.labels, labels)
+
+    ref_dist, ref_ids = whole.search(queries, 9)
+    ref_radius = whole.range_search(queries, 6)
+    for packed_queries in packed_forms(queries):
+        dist, found = from_words.search(packed_queries, 9, packed=True)
+        np.testing.assert_array_equal(dist, ref_dist)
+        np.testing.assert_array_equal(found, ref_ids)
+        for (d, i), (ref_d, ref_i) in zip(from_words.range_search(packed_queries, 6, packed=True),
+                                          ref_radius):
+            assert d.tolist() == ref_d.tolist() and i.tolist() == ref_i.tolist()
 
 
 def make_index_data(rng, n=50, num_bits=33, num_classes=4):
@@ -164,6 +237,69 @@ def test_index_save_load_round_trip(tmp_path, with_labels):
     np.testing.assert_array_equal(loaded.search(queries, 7)[1], index.search(queries, 7)[1])
 
 
+@pytest.mark.parametrize("with_labels", [True, False])
+def test_index_load_mmap_maps_and_equals_a_normal_load(tmp_path, with_labels):
+    rng = np.random.default_rng(8)
+    codes, ids, labels = make_index_data(rng, num_bits=64)
+    index = HammingIndex(64)
+    index.add(codes, ids=ids, labels=labels if with_labels else None)
+    path = tmp_path / "index.npz"
+    index.save(path)
+    loaded, mapped = HammingIndex.load(path), HammingIndex.load(path, mmap=True)
+    # Mapped, not read: the arrays are views of the file.
+    assert isinstance(mapped.packed_codes, np.memmap) and isinstance(mapped.ids, np.memmap)
+    assert not mapped.packed_codes.flags.writeable
+    assert not isinstance(loaded.packed_codes, np.memmap)
+    assert mapped.num_bits == 64 and len(mapped) == 50
+    np.testing.assert_array_equal(mapped.packed_codes, loaded.packed_codes)
+    np.testing.assert_array_equal(mapped.ids, loaded.ids)
+    if with_labels:
+        assert isinstance(mapped.labels, np.memmap)
+        np.testing.assert_array_equal(mapped.labels, labels)
+    else:
+        assert mapped.labels is None
+    queries = codes[:6]
+    for result, ref in zip(mapped.search(queries, 11), loaded.search(queries, 11)):
+        np.testing.assert_array_equal(result, ref)
+    for (d, i), (ref_d, ref_i) in zip(mapped.range_search(queries, 9),
+                                      loaded.range_search(queries, 9)):
+        assert d.tolist() == ref_d.tolist() and i.tolist() == ref_i.tolist()
+
+    # Saving over the mapped file replaces it whole: the mapped index still reads its codes.
+    mapped.save(path)
+    np.testing.assert_array_equal(mapped.packed_codes, loaded.packed_codes)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["index.npz"]
+    again = HammingIndex.load(path, mmap=True)
+    np.testing.assert_array_equal(again.packed_codes, loaded.packed_codes)
+    # Adding copies the mapped arrays into memory.
+    again.add(codes[:2], ids=ids[:2], labels=labels[:2] if with_labels else None)
+    assert len(again) == 52 and not isinstance(again.packed_codes, np.memmap)
+    np.testing.assert_array_equal(again.packed_codes[50:], loaded.packed_codes[:2])
+
+
+def test_index_load_mmap_reads_files_written_by_np_savez(tmp_path):
+    # Files written before mmap existed (plain np.savez, any member order) map as well.
+    arrays = valid_arrays()
+    path = write_archive(tmp_path / "old.npz", ids=arrays.pop("ids"), **arrays)
+    mapped = HammingIndex.load(path, mmap=True)
+    assert isinstance(mapped.packed_codes, np.memmap)
+    np.testing.assert_array_equal(mapped.packed_codes, HammingIndex.load(path).packed_codes)
+    empty = HammingIndex(16)
+    empty.save(tmp_path / "empty.npz")
+    assert len(HammingIndex.load(tmp_path / "empty.npz", mmap=True)) == 0
+
+    compressed = tmp_path / "compressed.npz"
+    np.savez_compressed(compressed, **valid_arrays())
+    assert len(HammingIndex.load(compressed)) == 3
+    with pytest.raises(ValueError, match="packed_codes.npy is compressed and cannot be "
+                                         "memory-mapped; load with mmap=False"):
+        HammingIndex.load(compressed, mmap=True)
+    pickled = write_archive(tmp_path / "pickled.npz", **dict(
+        valid_arrays(), ids=np.array([{"a": 1}] * 3, dtype=object)))
+    with pytest.raises(ValueError, match="ids.npy holds Python objects"):
+        HammingIndex.load(pickled, mmap=True)
+
+
 def write_archive(path, **arrays):
     with open(path, "wb") as f:
         np.savez(f, **arrays)
@@ -214,6 +350,78 @@ def test_load_refuses_foreign_and_corrupt_files(tmp_path):
         path = write_archive(tmp_path / "corrupt.npz", **arrays)
         with pytest.raises(ValueError, match="corrupt HammingIndex file: .*" + message):
             HammingIndex.load(path)
+
+
+def faiss_binary(faiss, codes):
+    """faiss's own binarisation of ±1 codes (x > 0 is a set bit), one code at a time."""
+    floats = np.ascontiguousarray(codes, np.float32)
+    out = np.zeros((codes.shape[0], codes.shape[1] // 8), np.uint8)
+    for row, code in zip(out, floats):
+        faiss.real_to_binary(codes.shape[1], faiss.swig_ptr(code), faiss.swig_ptr(row))
+    return out
+
+
+@pytest.mark.parametrize("num_bits", [8, 64])
+def test_to_faiss_same_topk_and_distances_as_faiss(data, num_bits):
+    faiss = pytest.importorskip("faiss")
+    query_codes, db_codes = data[num_bits]
+    index = HammingIndex(num_bits)
+    index.add(db_codes)
+    flat = to_faiss(index)
+    assert isinstance(flat, faiss.IndexBinaryFlat) and flat.ntotal == 97 and flat.d == num_bits
+    # The bit order is faiss's: its own binarisation of the codes gives the same bytes.
+    np.testing.assert_array_equal(flat.reconstruct_n(0, 97), faiss_binary(faiss, db_codes))
+    queries = faiss_binary(faiss, query_codes)
+    for k in (1, 10, 97):
+        faiss_dist, faiss_idx = flat.search(queries, k)
+        dist, idx = index.search(query_codes, k)
+        np.testing.assert_array_equal(dist, faiss_dist)  # ties by index in both
+        np.testing.assert_array_equal(idx, faiss_idx)
+        np.testing.assert_array_equal(idx, brute_topk(query_codes, db_codes, k)[1])
+    # faiss's radius is strict: distance < r + 1 is distance <= r.
+    lims, faiss_dist, faiss_idx = flat.range_search(queries, num_bits // 4 + 1)
+    for q, (dist, idx) in enumerate(index.range_search(query_codes, num_bits // 4)):
+        got = sorted(zip(faiss_dist[lims[q]:lims[q + 1]], faiss_idx[lims[q]:lims[q + 1]]))
+        assert [(int(d), int(i)) for d, i in got] == list(zip(dist.tolist(), idx.tolist()))
+
+
+def test_faiss_round_trip_keeps_codes_and_ids():
+    faiss = pytest.importorskip("faiss")
+    rng = np.random.default_rng(9)
+    codes, ids, _ = make_index_data(rng, num_bits=48)
+    queries = tied_codes(rng, 5, 48)
+    index = HammingIndex(48)
+    index.add(codes, ids=ids)
+    mapped = to_faiss(index)
+    assert isinstance(mapped, faiss.IndexBinaryIDMap)
+    faiss_dist, faiss_ids = mapped.search(faiss_binary(faiss, queries), 12)
+    dist, found = index.search(queries, 12)
+    np.testing.assert_array_equal(dist, faiss_dist)
+    np.testing.assert_array_equal(found, faiss_ids)
+
+    back = HammingIndex.from_faiss(mapped)
+    assert back.num_bits == 48 and back.labels is None
+    np.testing.assert_array_equal(back.packed_codes, index.packed_codes)
+    np.testing.assert_array_equal(back.ids, ids)
+    np.testing.assert_array_equal(back.codes(), codes)
+    # An index faiss built from its own binarisation reads back as the ±1 codes.
+    flat = faiss.IndexBinaryFlat(48)
+    flat.add(faiss_binary(faiss, codes))
+    from_flat = HammingIndex.from_faiss(flat)
+    np.testing.assert_array_equal(from_flat.codes(), codes)
+    np.testing.assert_array_equal(from_flat.ids, np.arange(50))
+
+
+def test_faiss_interop_bad_input():
+    faiss = pytest.importorskip("faiss")
+    index = HammingIndex(33)
+    index.add(np.ones((2, 33)))
+    with pytest.raises(ValueError, match="33-bit codes, not a multiple of 8"):
+        to_faiss(index)
+    with pytest.raises(ValueError, match="to_faiss needs a HammingIndex, got ndarray"):
+        to_faiss(np.ones((2, 8)))
+    with pytest.raises(ValueError, match="needs a faiss.IndexBinaryFlat .* got IndexFlat"):
+        HammingIndex.from_faiss(faiss.IndexFlatL2(8))
 
 
 def test_bad_input_raises_named_errors():
