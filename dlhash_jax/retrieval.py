@@ -30,6 +30,8 @@ import numpy as np
 from dlhash_jax import hamming
 from dlhash_jax._checks import check_int, is_int
 from dlhash_jax.codes import WORD_BITS, check_codes, num_words, unpack_codes
+# Re-exported: the sub-linear exact index, with HammingIndex's API and results.
+from dlhash_jax.multi_index import MultiIndexHashing  # noqa: F401
 
 DEFAULT_CHUNK_SIZE = 256
 DEFAULT_DB_CHUNK_SIZE = 65_536
