@@ -5,6 +5,7 @@ recipe runs in test_experiment.py.
 """
 
 import json
+import os
 
 import pytest
 from absl import app
@@ -300,7 +301,15 @@ def test_a_tables_wall_time_spans_its_runs_even_when_they_overlap():
     assert reproduce.table_seconds(records) == 34.5
 
 
-def test_main_queues_every_table_and_writes_a_section_for_each(tmp_path, capsys):
+def test_main_queues_every_table_and_writes_a_section_for_each(tmp_path, capsys, monkeypatch):
+    # main() sets XLA and cache variables for its workers; keep them out of later tests'
+    # subprocesses (an appended XLA flag hid the 4 fake devices of the multi-device test).
+    for name in ("XLA_FLAGS", "JAX_COMPILATION_CACHE_DIR",
+                 "JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS"):
+        if name in os.environ:
+            monkeypatch.setenv(name, os.environ[name])
+        else:
+            monkeypatch.delenv(name, raising=False)
     output = tmp_path / "report.md"
     with flagsaver.flagsaver():
         flags.FLAGS(["reproduce.py", "--tables=digits,digits_unsupervised", "--methods=lsh",

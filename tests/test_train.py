@@ -566,21 +566,21 @@ def test_pretrained_backbone_needs_its_weights_file_and_only_it_reads_one(tmp_pa
 
 @pytest.mark.slow
 def test_a_run_on_a_pretrained_backbone_starts_from_the_file_and_scales_its_rate(tmp_path):
-    weights = models.pretrained.random_weights("resnet50", 5)
-    weights_path = str(tmp_path / "resnet50.safetensors")
+    weights = models.pretrained.random_weights("alexnet", 5)
+    weights_path = str(tmp_path / "alexnet.safetensors")
     safetensors.numpy.save_file(weights, weights_path)
     rng = np.random.default_rng(0)
     features = str(tmp_path / "images.npz")
-    np.savez(features, x=rng.uniform(size=(60, 32, 32, 3)).astype(np.float32),
+    np.savez(features, x=rng.uniform(size=(60, 64, 64, 3)).astype(np.float32),
              y=np.arange(60) % 3)
     config = train_helpers.tiny_config(**{
         "protocol": f"features:{features}",
         "protocol_overrides": {"query_size": 10, "train_size": 30, "validation_size": 10},
-        "model.backbone": "resnet50", "model.pretrained_path": weights_path,
+        "model.backbone": "alexnet", "model.pretrained_path": weights_path,
         "batch_size": 10, "optimizer.backbone_lr_multiplier": 0.1})
     run = train.setup_run(config)
     state = train_run.initial_state(run, fill_bank=True)
-    _, expected = models.load_pretrained("resnet50", weights_path)
+    _, expected = models.load_pretrained("alexnet", weights_path)
     (loaded,) = state.params["backbone"].values()
     assert jax.tree.all(jax.tree.map(np.array_equal, loaded, expected["params"]))
     # The bank was filled by the pretrained network, not by a random one.
