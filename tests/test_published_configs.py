@@ -83,22 +83,27 @@ def test_cifar10_1_alexnet_refuses_a_method_outside_its_table():
         cifar10_1_alexnet.get_config("dtsh,bits=32")
 
 
+@pytest.fixture(scope="module")
+def alexnet_weights(tmp_path_factory):
+    return _weights(tmp_path_factory.mktemp("weights"), "alexnet")
+
+
+# One test per method, so the suite's workers share them out.
 @pytest.mark.slow
-def test_cifar10_1_alexnet_runs_end_to_end_on_mocked_images(tmp_path):
-    weights = _weights(tmp_path, "alexnet")
+@pytest.mark.parametrize("method", cifar10_1_alexnet.METHODS)
+def test_cifar10_1_alexnet_runs_end_to_end_on_mocked_images(tmp_path, alexnet_weights, method):
     sizes = {"query_size": 10, "train_size": 8, "validation_size": 10}
     with tfds.testing.mock_data(num_examples=40, policy=tfds.testing.MockPolicy.USE_CODE):
-        for method in cifar10_1_alexnet.METHODS:
-            config = _shrink(cifar10_1_alexnet.get_config(f"{method},bits=16"), **{
-                "model.pretrained_path": weights, "protocol_overrides": sizes,
-                "data_dir": str(tmp_path / "tfds")})
-            # run_recipe: training and evaluation without the report's plots.
-            outcome = experiment.run_recipe(config, str(tmp_path / method))
-            result = outcome["results"]
-            assert (outcome["step"], outcome["checkpoint"]) == (2, "last")
-            # 40 + 40 mock images, 10 queries: the other 70 are the database (cifar10-1).
-            assert "precision_at_70" in result
-            assert 0.0 <= result["map"] <= 1.0 and math.isfinite(result["map"])
+        config = _shrink(cifar10_1_alexnet.get_config(f"{method},bits=16"), **{
+            "model.pretrained_path": alexnet_weights, "protocol_overrides": sizes,
+            "data_dir": str(tmp_path / "tfds")})
+        # run_recipe: training and evaluation without the report's plots.
+        outcome = experiment.run_recipe(config, str(tmp_path / method))
+        result = outcome["results"]
+        assert (outcome["step"], outcome["checkpoint"]) == (2, "last")
+        # 40 + 40 mock images, 10 queries: the other 70 are the database (cifar10-1).
+        assert "precision_at_70" in result
+        assert 0.0 <= result["map"] <= 1.0 and math.isfinite(result["map"])
 
 
 def _imagenet100_folder(path, *, queries=10, database=30, train_items=12):
