@@ -105,15 +105,17 @@ def test_prefetched_launches_the_next_key_before_yielding():
     assert list(hamming.prefetched(launch, [])) == []
 
 
-def test_distance_blocks_tile_the_distance_matrix():
+def test_device_radius_ignores_block_padding_and_sizes_its_gathers():
     rng = np.random.default_rng(1)
-    q, db = tied_codes(rng, 10, 300), tied_codes(rng, 23, 300)
-    full = np.full((10, 23), -1, np.int64)
-    for i, j, dist in hamming.distance_blocks(hamming.pack(q), hamming.pack(db), 300, 4, 7):
-        assert dist.dtype == np.int16  # 300 bits do not fit uint8
-        assert (full[i * 4 : i * 4 + 4, j * 7 : j * 7 + 7] == -1).all()
-        full[i * 4 : i * 4 + dist.shape[0], j * 7 : j * 7 + dist.shape[1]] = dist
-    np.testing.assert_array_equal(full, brute_distances(q, db))
+    db = tied_codes(rng, 23, 300)
+    db[5] = db[17] = -1  # packed to all-zero words, like the blocks' padding rows
+    q = np.concatenate([-np.ones((1, 300), np.int8), db[:9]])
+    for radius in (0, 150, 300):  # a few hits, about half the pairs, every pair
+        found = hamming.within_radius(hamming.pack(q), hamming.pack(db), 300, radius,
+                                      chunk_size=4, db_chunk_size=7, backend="device")
+        for hits, (d, idx) in zip(brute_radius(q, db, radius), found):
+            assert d.tolist() == [v for v, _ in hits] and idx.tolist() == [j for _, j in hits]
+    assert sorted(found[0][1].tolist()) == list(range(23)) and found[0][1][:2].tolist() == [5, 17]
 
 
 def test_resolve_backend_and_bad_input():

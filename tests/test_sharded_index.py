@@ -33,7 +33,9 @@ def _pair(codes, ids=None, mesh=None):
 
 def test_the_default_mesh_spans_every_device():
     index = ShardedHammingIndex(8)
-    assert index.num_shards == jax.device_count() == 4
+    assert index.num_shards == jax.device_count()
+    # conftest.py's 4 fake devices on CPU; an accelerator run sees the real ones.
+    assert jax.default_backend() != "cpu" or index.num_shards == 4
     assert index.mesh.axis_names == ("shards",)
 
 
