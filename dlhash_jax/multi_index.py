@@ -51,15 +51,13 @@ from __future__ import annotations
 
 import functools
 import math
-import os
-import pickle
-import zipfile
 
 import numpy as np
 
 from dlhash_jax import hamming
 from dlhash_jax._checks import check_int, is_int
-from dlhash_jax.codes import WORD_BITS, check_codes, num_words, unpack_codes
+from dlhash_jax.codes import WORD_BITS
+from dlhash_jax.index_store import CodeStore, check_queries
 
 # Queries probed in lock step: enough to spread the per-probe Python overhead, few enough that
 # one probe's candidate arrays stay small.
@@ -79,8 +77,6 @@ _FLAT_DB_CHUNK = 65_536
 _DENSE_FACTOR = 2
 _MIN_DENSE_BITS = 16
 _KEY_BITS = 64
-_FORMAT_VERSION = 1
-_NAME = "MultiIndexHashing"
 
 
 def default_num_tables(num_bits: int, num_codes: int) -> int:
@@ -230,23 +226,27 @@ class _Table:
         return dist
 
 
-class MultiIndexHashing:
+class MultiIndexHashing(CodeStore):
     """Exact Hamming search by multi-index hashing, with :class:`HammingIndex`'s API and results.
 
     Norouzi, Punjani & Fleet, TPAMI 2014 (see the module docstring for the algorithm). Searches
     return exactly what :class:`~dlhash_jax.retrieval.HammingIndex` returns for the same codes:
-    the same distances and ids, ordered by (distance, insertion position). Stored codes are kept
-    packed (``uint32 [N, ceil(L / 32)]``, as ``HammingIndex``) and every :meth:`add` rebuilds
-    the ``m`` tables (one ``argsort`` of ``N`` substring values each), so add codes in large
-    batches. Memory: the packed codes and ids, plus per table the sorted positions (4 bytes a
-    code), a copy of the codes in that order (8 bytes a code per 64 bits) and the bucket offsets
-    (at most 16 bytes a code): about 0.6 GB for 10⁷ 64-bit codes and ``m = 3``.
+    the same distances and ids, ordered by (distance, insertion position). Like
+    ``HammingIndex`` it is a :class:`~dlhash_jax.index_store.CodeStore`: the packed codes
+    (``uint32 [N, ceil(L / 32)]``), ids and labels, ``add``, ``add_packed``, ``save`` and
+    ``load`` are the store's. The file is ``HammingIndex``'s plus ``num_tables`` when it was
+    given to the constructor (a file without it is also a ``HammingIndex`` file); ``load``
+    rebuilds the tables. So does every add (one ``argsort`` of ``N`` substring values per
+    table), so add codes in large batches. Memory: the packed codes and ids, plus per table the
+    sorted positions (4 bytes a code), a copy of the codes in that order (8 bytes a code per 64
+    bits) and the bucket offsets (at most 16 bytes a code): about 0.6 GB for 10⁷ 64-bit codes
+    and ``m = 3``.
 
     Args:
       num_bits: code length ``L``.
       num_tables: number of substrings ``m``, in ``[ceil(L / 64), L]``; None (default): the
         paper's ``L / log2 N`` (:func:`default_num_tables`), re-chosen from the database size at
-        every :meth:`add`.
+        every add.
 
     Raises:
       ValueError: if ``num_bits`` is not a positive integer or ``num_tables`` is out of range.
@@ -259,189 +259,35 @@ class MultiIndexHashing:
       ([[0, 1]], [[20, 10]])
     """
 
+    _SETTINGS = ("num_tables",)
+
     def __init__(self, num_bits: int, num_tables: int | None = None):
-        self._num_bits = check_int(num_bits, "num_bits")
-        self._fixed_tables = _check_num_tables(num_tables, self._num_bits)
-        self._packed = np.zeros((0, num_words(self._num_bits)), np.uint32)
-        self._ids = np.zeros((0,), np.int64)
-        self._labels: np.ndarray | None = None
+        super().__init__(num_bits)
+        self._fixed_tables = _check_num_tables(num_tables, self.num_bits)
         self._tables: list[_Table] = []
 
     @property
-    def num_bits(self) -> int:
-        """Code length ``L``."""
-        return self._num_bits
-
-    @property
     def num_tables(self) -> int:
-        """Number of substrings ``m`` of the current tables (or that the next :meth:`add` uses)."""
+        """Number of substrings ``m`` of the current tables (or that the next add uses)."""
         if self._fixed_tables is not None:
             return self._fixed_tables
-        return default_num_tables(self._num_bits, len(self))
+        return default_num_tables(self.num_bits, len(self))
 
     @property
     def substrings(self) -> list[tuple[int, int]]:
         """``[(first bit, number of bits)]`` of each substring, in table order."""
-        base, extra = divmod(self._num_bits, self.num_tables)
+        base, extra = divmod(self.num_bits, self.num_tables)
         lengths = [base + 1] * extra + [base] * (self.num_tables - extra)
         starts = np.cumsum([0] + lengths[:-1]).tolist()
         return list(zip(starts, lengths))
 
-    @property
-    def packed_codes(self) -> np.ndarray:
-        """``uint32 [N, ceil(L / 32)]`` stored codes, in insertion order."""
-        return self._packed
+    def _settings(self) -> dict[str, int]:
+        return {} if self._fixed_tables is None else {"num_tables": self._fixed_tables}
 
-    @property
-    def ids(self) -> np.ndarray:
-        """``int64 [N]`` ids, in insertion order."""
-        return self._ids
-
-    @property
-    def labels(self) -> np.ndarray | None:
-        """``[N, C]`` labels in insertion order, or None when the index was built without."""
-        return self._labels
-
-    def __len__(self) -> int:
-        return self._packed.shape[0]
-
-    def codes(self) -> np.ndarray:
-        """The stored codes unpacked, ``float32 [N, L]`` in {-1, +1}."""
-        return np.asarray(unpack_codes(self._packed, self._num_bits))
-
-    def add(self, codes, ids=None, labels=None) -> None:
-        """Appends codes (and their ids and labels) and rebuilds the tables.
-
-        Args:
-          codes: ``[n, L]`` codes in {-1, +1}.
-          ids: optional integer ``[n]``; default: the running positions ``len(self)`` ...
-            ``len(self) + n - 1``. Ids are returned by searches as they are; they need not be
-            unique.
-          labels: optional ``[n, C]`` labels (multi-hot). Give them in every call or in none.
-
-        Raises:
-          ValueError: if codes are not ±1, have a bit length other than ``num_bits``, or ids or
-            labels have the wrong shape or type, or labels are given in some calls only.
-        """
-        codes = check_codes(codes, "codes")
-        if codes.shape[1] != self._num_bits:
-            raise ValueError(
-                f"codes have {codes.shape[1]} bits but the index holds {self._num_bits}-bit "
-                f"codes; got codes of shape {codes.shape}."
-            )
-        self._append(hamming.pack(codes), ids, labels, codes.shape)
-
-    def add_packed(self, packed, ids=None, labels=None) -> None:
-        """Appends codes that are packed already, as :meth:`HammingIndex.add_packed`.
-
-        Args:
-          packed: ``uint32 [n, ceil(L / 32)]`` words in the layout of
-            :func:`dlhash_jax.codes.pack_codes`, or ``uint8 [n, ceil(L / 8)]`` bytes with bit
-            ``j`` of a code in byte ``j // 8`` at bit ``j % 8`` (least significant first:
-            faiss's layout). Bits beyond ``L`` must be 0.
-          ids, labels: as in :meth:`add`.
-
-        Raises:
-          ValueError: if ``packed`` has another dtype or width, bits set beyond ``L``, or ids
-            or labels are wrong as in :meth:`add`.
-        """
-        self._append(self._packed_words(packed, "packed"), ids, labels, np.shape(packed))
-
-    def _packed_words(self, packed, name: str) -> np.ndarray:
-        """Validated packed codes as ``uint32 [n, ceil(L / 32)]`` words."""
-        arr = np.asarray(packed)
-        words, num_bytes = num_words(self._num_bits), -(-self._num_bits // 8)
-        if arr.ndim == 2 and arr.dtype == np.uint32 and arr.shape[1] == words:
-            arr = np.ascontiguousarray(arr)
-        elif arr.ndim == 2 and arr.dtype == np.uint8 and arr.shape[1] == num_bytes:
-            arr = hamming.words_from_bytes(arr)
-        else:
-            raise ValueError(
-                f"{name} must be packed {self._num_bits}-bit codes: uint32 [n, {words}] words "
-                f"(dlhash_jax.codes.pack_codes) or uint8 [n, {num_bytes}] bytes, least "
-                f"significant bit first (faiss's layout); got {arr.dtype} of shape {arr.shape}."
-            )
-        spare = words * WORD_BITS - self._num_bits
-        if spare and arr.shape[0] and np.any(arr[:, -1] >> np.uint32(WORD_BITS - spare)):
-            raise ValueError(
-                f"{name} has bits set beyond bit {self._num_bits}; packed {self._num_bits}-bit "
-                "codes must be zero there."
-            )
-        return arr
-
-    def _append(self, words: np.ndarray, ids, labels, shape: tuple) -> None:
-        """Appends validated ``uint32`` words; ``shape`` is the caller's input, for messages."""
-        n = words.shape[0]
-        if ids is None:
-            ids = np.arange(len(self), len(self) + n, dtype=np.int64)
-        else:
-            ids = np.asarray(ids)
-            if ids.shape != (n,) or not np.issubdtype(ids.dtype, np.integer):
-                raise ValueError(
-                    f"ids must be an integer array of shape ({n},) to match codes of shape "
-                    f"{shape}, got {ids.dtype} array of shape {ids.shape}."
-                )
-        labels = self._check_new_labels(labels, shape)
-        self._packed = np.concatenate([self._packed, words])
-        self._ids = np.concatenate([self._ids, ids.astype(np.int64)])
-        if labels is not None:
-            self._labels = labels if self._labels is None else np.concatenate(
-                [self._labels, labels]
-            )
-        self._build()
-
-    def _check_new_labels(self, labels, codes_shape) -> np.ndarray | None:
-        n = codes_shape[0]
-        if labels is None:
-            if self._labels is not None:
-                raise ValueError(
-                    "this index stores labels; add(...) must be given labels of shape "
-                    f"({n}, {self._labels.shape[1]}) with codes of shape {codes_shape}."
-                )
-            return None
-        labels = np.asarray(labels)
-        if labels.ndim != 2 or labels.shape[0] != n:
-            raise ValueError(
-                f"labels must have shape [n, C] with n = {n} rows to match codes of shape "
-                f"{codes_shape}, got shape {labels.shape}."
-            )
-        if not (labels.dtype == bool or np.issubdtype(labels.dtype, np.number)):
-            raise ValueError(f"labels must be numeric (multi-hot), got dtype {labels.dtype}.")
-        if self._labels is None and len(self):
-            raise ValueError(
-                f"this index holds {len(self)} codes added without labels; labels must be given "
-                "in every add(...) call or in none."
-            )
-        if self._labels is not None and labels.shape[1] != self._labels.shape[1]:
-            raise ValueError(
-                f"labels have {labels.shape[1]} classes but the index stores "
-                f"{self._labels.shape[1]}; got labels of shape {labels.shape}."
-            )
-        return labels
-
-    def _build(self) -> None:
-        words = _words64(self._packed)
+    def _codes_changed(self) -> None:
+        # The tables index every stored code: rebuilt whole after every add and load.
+        words = _words64(self.packed_codes)
         self._tables = [_Table(words, start, length) for start, length in self.substrings]
-
-    def _queries(self, query_codes, packed: bool) -> np.ndarray:
-        """Validated queries, ±1 or packed, as ``uint32`` words."""
-        if packed:
-            words = self._packed_words(query_codes, "query_codes")
-        else:
-            query_codes = check_codes(query_codes, "query_codes")
-            if query_codes.shape[1] != self._num_bits:
-                raise ValueError(
-                    f"query_codes have {query_codes.shape[1]} bits but the index holds "
-                    f"{self._num_bits}-bit codes; got query_codes of shape {query_codes.shape}."
-                )
-            words = hamming.pack(query_codes)
-        if words.shape[0] == 0:
-            raise ValueError(
-                f"query_codes is empty (shape {np.shape(query_codes)}); need at least one code."
-            )
-        if not len(self):
-            raise ValueError("the index is empty; add codes before searching.")
-        return words
 
     def search(self, query_codes, k: int, *, packed: bool = False,
                chunk_size: int = DEFAULT_CHUNK_SIZE) -> tuple[np.ndarray, np.ndarray]:
@@ -466,7 +312,7 @@ class MultiIndexHashing:
             codes of ``L`` bits), the index is empty, ``k`` is not in ``[1, len(self)]`` or
             ``chunk_size`` is not a positive integer.
         """
-        query_packed = self._queries(query_codes, packed)
+        query_packed = check_queries(query_codes, self.num_bits, len(self), packed=packed)
         if not is_int(k) or not 1 <= k <= len(self):
             raise ValueError(
                 f"k must be an integer in [1, database size = {len(self)}], got k = {k!r}; a "
@@ -482,10 +328,10 @@ class MultiIndexHashing:
             dist[rows], pos[rows], flat[rows] = self._search_chunk(query_words[rows], int(k))
         if flat.any():
             dist[flat], pos[flat] = hamming.topk(
-                query_packed[flat], self._packed, self._num_bits, int(k),
+                query_packed[flat], self.packed_codes, self.num_bits, int(k),
                 chunk_size=_FLAT_CHUNK, db_chunk_size=_FLAT_DB_CHUNK,
             )
-        return dist, self._ids[pos]
+        return dist, self.ids[pos]
 
     def range_search(self, query_codes, radius: int, *, packed: bool = False,
                      chunk_size: int = DEFAULT_CHUNK_SIZE) -> list[tuple[np.ndarray, np.ndarray]]:
@@ -510,9 +356,9 @@ class MultiIndexHashing:
             codes of ``L`` bits), the index is empty, or ``radius`` or ``chunk_size`` is not a
             valid integer.
         """
-        query_packed = self._queries(query_codes, packed)
+        query_packed = check_queries(query_codes, self.num_bits, len(self), packed=packed)
         # Distances never exceed L, and a larger radius would only enlarge the probes.
-        radius = min(check_int(radius, "radius", minimum=0), self._num_bits)
+        radius = min(check_int(radius, "radius", minimum=0), self.num_bits)
         chunk_size = check_int(chunk_size, "chunk_size")
         query_words = _words64(query_packed)
         num_queries = query_packed.shape[0]
@@ -530,19 +376,19 @@ class MultiIndexHashing:
                 found[rows], flat[rows] = self._range_chunk(query_words[rows], radius, probes)
         if flat.any():
             hits = hamming.within_radius(
-                query_packed[flat], self._packed, self._num_bits, radius,
+                query_packed[flat], self.packed_codes, self.num_bits, radius,
                 chunk_size=_FLAT_CHUNK, db_chunk_size=_FLAT_DB_CHUNK,
             )
             for row, hit in zip(np.flatnonzero(flat), hits):
                 found[row] = hit
-        return [(dist, self._ids[pos]) for dist, pos in found]
+        return [(dist, self.ids[pos]) for dist, pos in found]
 
     def _budget(self) -> float:
         return SCAN_FRACTION * len(self)
 
     def _distance_dtype(self):
         # Population counts are uint8; distances up to 255 add up in it without a widening pass.
-        return np.uint8 if self._num_bits <= np.iinfo(np.uint8).max else np.int32
+        return np.uint8 if self.num_bits <= np.iinfo(np.uint8).max else np.int32
 
     def _probe(self, j: int, masks: np.ndarray, rows: np.ndarray, query_keys: np.ndarray,
                query_words: np.ndarray, searched: list[int], bound: np.ndarray,
@@ -609,11 +455,11 @@ class MultiIndexHashing:
           ``flat`` passed the budget and are left for the flat engine (their rows are garbage).
         """
         tables = self._tables
-        num_queries, width = query_words.shape[0], self._num_bits + 1
+        num_queries, width = query_words.shape[0], self.num_bits + 1
         query_keys = np.stack([table.substrings(query_words) for table in tables], axis=1)
         # Per query: verified codes kept, by distance; the distance of the k-th kept code.
         counts = np.zeros((num_queries, width), np.int64)
-        bound = np.full(num_queries, self._num_bits, self._distance_dtype())
+        bound = np.full(num_queries, self.num_bits, self._distance_dtype())
         work = np.zeros(num_queries, np.int64)
         flat = np.zeros(num_queries, bool)
         searched = [-1] * len(tables)
@@ -645,7 +491,7 @@ class MultiIndexHashing:
             cumulative = np.cumsum(counts[active], axis=1)
             enough = cumulative[:, -1] >= k
             bound[active[enough]] = np.argmax(cumulative[enough] >= k, axis=1)
-            active = active[cumulative[:, min(step, self._num_bits)] < k]
+            active = active[cumulative[:, min(step, self.num_bits)] < k]
             step += 1
         rows, dist, pos = (np.concatenate(part) for part in zip(*found))
         keep = (dist <= bound[rows]) & ~flat[rows]
@@ -694,111 +540,3 @@ class MultiIndexHashing:
         dist = np.split(dist[order].astype(np.int32), bounds)
         pos = np.split(pos[order].astype(np.int64), bounds)
         return list(zip(dist, pos)), flat
-
-    def save(self, path) -> None:
-        """Writes the index to ``path`` (exactly that name) as an uncompressed ``.npz`` archive.
-
-        The keys of :meth:`HammingIndex.save` (``format_version``, ``num_bits``,
-        ``packed_codes``, ``ids``, optionally ``labels``), plus ``num_tables`` when it was given
-        to the constructor. The tables are rebuilt on :meth:`load`. No pickled objects, so the
-        file loads with ``np.load(path, allow_pickle=False)``; a file without ``num_tables`` is
-        also a ``HammingIndex`` file. The file is replaced only once it is whole.
-        """
-        path = os.fspath(path)
-        arrays = {
-            "format_version": np.asarray(_FORMAT_VERSION, np.int64),
-            "num_bits": np.asarray(self._num_bits, np.int64),
-            "packed_codes": self._packed,
-            "ids": self._ids,
-        }
-        if self._fixed_tables is not None:
-            arrays["num_tables"] = np.asarray(self._fixed_tables, np.int64)
-        if self._labels is not None:
-            arrays["labels"] = self._labels
-        # Written beside the target and renamed over it, so a failed write leaves the old file.
-        partial = f"{path}.{os.urandom(4).hex()}.partial"
-        try:
-            with open(partial, "xb") as f:
-                np.savez(f, **arrays)
-            os.replace(partial, path)
-        finally:
-            if os.path.exists(partial):
-                os.remove(partial)
-
-    @classmethod
-    def load(cls, path) -> "MultiIndexHashing":
-        """Reads an index written by :meth:`save` (or :meth:`HammingIndex.save`), validating
-        every key and shape, and builds its tables.
-
-        Raises:
-          ValueError: if the file is not a readable ``.npz`` archive, holds pickled objects, or
-            is not an index file (missing, unknown or malformed keys, padding bits set,
-            ``num_tables`` out of range).
-        """
-        path = os.fspath(path)
-        try:
-            archive = np.load(path, allow_pickle=False)
-            if not isinstance(archive, np.lib.npyio.NpzFile):
-                raise ValueError("it holds a single .npy array, not an .npz archive")
-            with archive:
-                arrays = {key: archive[key] for key in archive.files}
-        except (OSError, EOFError, zipfile.BadZipFile, pickle.UnpicklingError, ValueError) as err:
-            raise ValueError(f"{path} is not a readable {_NAME} file: {err}") from err
-        return cls._from_arrays(arrays, path)
-
-    @classmethod
-    def _from_arrays(cls, arrays: dict, path: str) -> "MultiIndexHashing":
-        required = {"format_version", "num_bits", "packed_codes", "ids"}
-        keys = set(arrays)
-        if not required <= keys or not keys <= required | {"labels", "num_tables"}:
-            raise ValueError(
-                f"{path} is not a {_NAME} file: expected keys {sorted(required)} (and optionally "
-                f"'labels', 'num_tables'), found {sorted(keys)}."
-            )
-
-        def fail(what: str):
-            raise ValueError(f"{path} is a corrupt {_NAME} file: {what}.")
-
-        scalars = ("format_version", "num_bits", "num_tables")
-        for name in (name for name in scalars if name in arrays):
-            value = arrays[name]
-            if value.shape != () or not np.issubdtype(value.dtype, np.integer):
-                fail(f"{name} must be an integer scalar, got {value.dtype} of shape {value.shape}")
-        if int(arrays["format_version"]) != _FORMAT_VERSION:
-            fail(
-                f"format_version {int(arrays['format_version'])} is not supported (expected "
-                f"{_FORMAT_VERSION})"
-            )
-        num_bits = int(arrays["num_bits"])
-        if num_bits <= 0:
-            fail(f"num_bits must be positive, got {num_bits}")
-        num_tables = int(arrays["num_tables"]) if "num_tables" in arrays else None
-        try:
-            index = cls(num_bits, num_tables)
-        except ValueError as err:
-            fail(str(err).rstrip("."))
-        packed, ids = arrays["packed_codes"], arrays["ids"]
-        words = num_words(num_bits)
-        if packed.dtype != np.uint32 or packed.ndim != 2 or packed.shape[1] != words:
-            fail(
-                f"packed_codes must be uint32 of shape [N, {words}] for {num_bits} bits, got "
-                f"{packed.dtype} of shape {packed.shape}"
-            )
-        spare = words * WORD_BITS - num_bits
-        if spare and np.any(packed[:, -1] >> np.uint32(WORD_BITS - spare)):
-            fail(f"packed_codes has bits set beyond bit {num_bits}")
-        n = packed.shape[0]
-        if ids.shape != (n,) or not np.issubdtype(ids.dtype, np.integer):
-            fail(f"ids must be integer of shape ({n},), got {ids.dtype} of shape {ids.shape}")
-        labels = arrays.get("labels")
-        if labels is not None and (
-            labels.ndim != 2
-            or labels.shape[0] != n
-            or not (labels.dtype == bool or np.issubdtype(labels.dtype, np.number))
-        ):
-            fail(f"labels must be numeric of shape [{n}, C], got {labels.dtype} {labels.shape}")
-        index._packed = packed
-        index._ids = ids.astype(np.int64)
-        index._labels = labels
-        index._build()
-        return index

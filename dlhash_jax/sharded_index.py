@@ -34,9 +34,9 @@ from jax.sharding import PartitionSpec
 from dlhash_jax import hamming
 from dlhash_jax._checks import check_int
 from dlhash_jax._checks import is_int
-from dlhash_jax.codes import check_codes
 from dlhash_jax.codes import packed_hamming_distance
-from dlhash_jax.retrieval import HammingIndex
+from dlhash_jax.index_store import CodeStore
+from dlhash_jax.index_store import check_queries
 
 AXIS = "shards"
 # Stored codes per scan step of a device: distance * block + position stays inside int32 for
@@ -142,8 +142,9 @@ class ShardedHammingIndex:
 
     Same ``add`` / ``search`` / ``range_search`` / ``save`` / ``load`` and the same results
     (distances and ids in (distance, insertion position) order). The host keeps the ids and
-    labels (and a copy of the packed codes, from which the shards are placed); the devices hold
-    the codes they search. Placement happens at the first search after an ``add``.
+    labels (and a copy of the packed codes, from which the shards are placed) in a
+    :class:`~dlhash_jax.index_store.CodeStore`, so the file is ``HammingIndex``'s; the devices
+    hold the codes they search. Placement happens at the first search after an ``add``.
 
     Args:
       num_bits: code length ``L``.
@@ -158,16 +159,23 @@ class ShardedHammingIndex:
     """
 
     def __init__(self, num_bits: int, *, mesh: Mesh | None = None):
-        self._host = HammingIndex(num_bits)
+        self._host = CodeStore(num_bits)
         self._mesh = _check_mesh(default_mesh() if mesh is None else mesh)
         self._placed = None
         self._local = None
 
     @classmethod
-    def from_index(cls, index: HammingIndex, *, mesh: Mesh | None = None) -> ShardedHammingIndex:
-        """The sharded form of a :class:`HammingIndex` (its codes, ids and labels)."""
-        if not isinstance(index, HammingIndex):
-            raise ValueError(f"from_index needs a HammingIndex, got {type(index).__name__}.")
+    def from_index(cls, index: CodeStore, *, mesh: Mesh | None = None) -> ShardedHammingIndex:
+        """The sharded form of a :class:`~dlhash_jax.retrieval.HammingIndex` or another code store.
+
+        The result shares the store of ``index`` (a :class:`~dlhash_jax.index_store.CodeStore`:
+        a ``HammingIndex`` or a ``MultiIndexHashing``): its codes, ids and labels.
+        """
+        if not isinstance(index, CodeStore):
+            raise ValueError(
+                "from_index needs a HammingIndex (or another CodeStore), got "
+                f"{type(index).__name__}."
+            )
         sharded = cls(index.num_bits, mesh=mesh)
         sharded._host = index
         return sharded
@@ -231,20 +239,13 @@ class ShardedHammingIndex:
         return self._placed
 
     def _queries(self, query_codes) -> list[np.ndarray]:
-        query_codes = check_codes(query_codes, "query_codes")
-        if query_codes.shape[0] == 0:
-            raise ValueError(
-                f"query_codes is empty (shape {query_codes.shape}); need at least one code."
-            )
-        if query_codes.shape[1] != self.num_bits:
-            raise ValueError(
-                f"query_codes have {query_codes.shape[1]} bits but the index holds "
-                f"{self.num_bits}-bit codes; got query_codes of shape {query_codes.shape}."
-            )
-        if not len(self):
-            raise ValueError("the index is empty; add codes before searching.")
-        packed = hamming.pack(query_codes)
+        packed = check_queries(query_codes, self.num_bits, len(self))
         return [packed[start : start + QUERY_CHUNK] for start in range(0, len(packed), QUERY_CHUNK)]
+
+    def _replicated(self, packed: np.ndarray) -> jax.Array:
+        """Packed queries placed whole on every device of the mesh."""
+        sharding = NamedSharding(self._mesh, PartitionSpec())
+        return jax.make_array_from_callback(packed.shape, sharding, lambda rows: packed[rows])
 
     def _per_shard(self) -> int:
         return self._database().shape[0] // self.num_shards
@@ -292,11 +293,10 @@ class ShardedHammingIndex:
         if self._on_cpu():
             dist, idx = self._host_candidates(packed, k)
         else:
-            sharding = NamedSharding(self._mesh, PartitionSpec())
-            queries = jax.make_array_from_callback(packed.shape, sharding, lambda rows: packed[rows])
             dist, idx = _shard_topk(
-                queries, self._database(), mesh=self._mesh, k=min(k, self._per_shard()),
-                num_bits=self.num_bits, num_db=len(self), block=self._block(),
+                self._replicated(packed), self._database(), mesh=self._mesh,
+                k=min(k, self._per_shard()), num_bits=self.num_bits, num_db=len(self),
+                block=self._block(),
             )
             dist, idx = _to_host(dist), _to_host(idx)
         # Each device's list is sorted; one stable sort by (distance, position) merges them.
@@ -318,11 +318,9 @@ class ShardedHammingIndex:
                 return local
             return np.concatenate(list(np.asarray(multihost_utils.process_allgather(local))),
                                   axis=1)
-        sharding = NamedSharding(self._mesh, PartitionSpec())
-        queries = jax.make_array_from_callback(packed.shape, sharding, lambda rows: packed[rows])
         return _to_host(
-            _shard_counts(queries, self._database(), mesh=self._mesh, radius=radius,
-                          num_db=len(self), block=self._block())
+            _shard_counts(self._replicated(packed), self._database(), mesh=self._mesh,
+                          radius=radius, num_db=len(self), block=self._block())
         )
 
     def search(self, query_codes, k: int) -> tuple[np.ndarray, np.ndarray]:
@@ -385,5 +383,5 @@ class ShardedHammingIndex:
     @classmethod
     def load(cls, path, *, mesh: Mesh | None = None) -> ShardedHammingIndex:
         """Reads a file of :meth:`save` or :meth:`HammingIndex.save` and shards it over ``mesh``."""
-        return cls.from_index(HammingIndex.load(path), mesh=mesh)
+        return cls.from_index(CodeStore.load(path), mesh=mesh)
 

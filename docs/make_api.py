@@ -252,8 +252,9 @@ def public_objects(module) -> list[tuple[str, object]]:
         obj = getattr(module, name, None)
         if name.startswith("_") or obj is None or not _is_documented(obj):
             continue
-        if not getattr(inspect.unwrap(obj), "__module__", "").startswith(prefix):
-            continue  # imported from elsewhere (numpy, jax, typing, ...)
+        home = getattr(inspect.unwrap(obj), "__module__", "")
+        if home != prefix and not home.startswith(prefix + "."):
+            continue  # imported from elsewhere (numpy, jax, typing, a sibling module, ...)
         chosen.append((name, obj))
     if not hasattr(module, "__path__") and not hasattr(module, "__all__"):
         chosen.sort(key=lambda item: inspect.getsourcelines(inspect.unwrap(item[1]))[1])

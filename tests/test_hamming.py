@@ -1,4 +1,7 @@
-"""Tests of dlhash_jax.hamming against NumPy brute force: packing, plans, both backends."""
+"""Tests of dlhash_jax.hamming against NumPy brute force: packing, plans, both backends.
+
+The host engine in small tiles and several threads is tested in test_hamming_host.py.
+"""
 
 import functools
 
@@ -11,6 +14,7 @@ from code_helpers import brute_topk
 
 from dlhash_jax import codes
 from dlhash_jax import hamming
+from dlhash_jax import hamming_host
 
 CODE_LENGTHS = (1, 7, 32, 33, 64, 100)
 
@@ -155,49 +159,6 @@ def test_topk_host_and_device_identical_to_stable_argsort(num_bits):
                 np.testing.assert_array_equal(idx, ref_idx, err_msg=f"{k} {chunks}")
 
 
-@pytest.fixture
-def small_tiles(monkeypatch):
-    """Host tiles of 8 codes by 2 queries and three threads: every merge path on small data."""
-    monkeypatch.setattr(hamming, "TILE_DB", 8)
-    monkeypatch.setattr(hamming, "TILE_PAIRS", 16)
-    monkeypatch.setattr(hamming, "host_threads", lambda: 3)
-
-
-@pytest.mark.parametrize("dense", [False, True])
-@pytest.mark.parametrize("num_bits", [1, 8, 64, 70, 128, 300])
-def test_host_topk_in_small_tiles_and_threads_equals_stable_argsort(num_bits, dense, small_tiles,
-                                                                    monkeypatch):
-    if dense:
-        # Whole rows in blocks of 16 codes, for every k; the sample of 4 columns guesses badly.
-        monkeypatch.setattr(hamming, "DENSE_MIN_K", 1)
-        monkeypatch.setattr(hamming, "_DENSE_BLOCK", 16)
-        monkeypatch.setattr(hamming, "_SAMPLE_COLUMNS", 4)
-    # 300 bits: distances beyond uint8; 70: an odd number of words (32-bit host words).
-    rng = np.random.default_rng(num_bits)
-    q, db = tied_codes(rng, 7, num_bits), tied_codes(rng, 61, num_bits)
-    qp, dp = hamming.pack(q), hamming.pack(db)
-    # k below a tile, above a tile, above a thread's share (21 codes), and the whole database.
-    for k in (1, 3, 12, 30, 61):
-        ref_dist, ref_idx = brute_topk(q, db, k)
-        for chunks in ((None, None), (3, 5), (1, 61)):
-            dist, idx = hamming.topk(qp, dp, num_bits, k, chunk_size=chunks[0],
-                                     db_chunk_size=chunks[1], backend="host")
-            assert dist.dtype == np.int32 and idx.dtype == np.int64
-            np.testing.assert_array_equal(dist, ref_dist, err_msg=f"{k} {chunks}")
-            np.testing.assert_array_equal(idx, ref_idx, err_msg=f"{k} {chunks}")
-
-
-@pytest.mark.parametrize("dense_min_k", [hamming.DENSE_MIN_K, 1])
-def test_host_topk_all_codes_equal_keeps_index_order(small_tiles, monkeypatch, dense_min_k):
-    # Every distance ties: the answer is the first k indices, at every tile and share boundary.
-    monkeypatch.setattr(hamming, "DENSE_MIN_K", dense_min_k)
-    monkeypatch.setattr(hamming, "_DENSE_BLOCK", 16)
-    db = np.ones((50, 16), np.int8)
-    dist, idx = hamming.topk(hamming.pack(db[:2]), hamming.pack(db), 16, 23, backend="host")
-    np.testing.assert_array_equal(dist, np.zeros((2, 23)))
-    np.testing.assert_array_equal(idx, np.tile(np.arange(23), (2, 1)))
-
-
 def brute_radius(q, db, radius):
     return [sorted((int(v), j) for j, v in enumerate(row) if v <= radius)
             for row in brute_distances(q, db)]
@@ -215,21 +176,9 @@ def test_within_radius_equals_brute_force(backend):
         for hits, (d, idx) in zip(brute_radius(q, db, radius), found):
             assert d.dtype == np.int32 and idx.dtype == np.int64
             assert d.tolist() == [v for v, _ in hits] and idx.tolist() == [j for _, j in hits]
-
-
-@pytest.mark.parametrize("num_bits", [8, 64, 300])
-def test_host_within_radius_in_small_tiles_and_threads(num_bits, small_tiles):
-    rng = np.random.default_rng(num_bits)
-    q, db = tied_codes(rng, 7, num_bits), tied_codes(rng, 61, num_bits)
-    # Queries far from every code find nothing: empty results between non-empty ones.
-    q[::3] = -db[0]
-    for radius in (0, 2, num_bits // 8, num_bits):
-        found = hamming.within_radius(hamming.pack(q), hamming.pack(db), num_bits, radius,
-                                      backend="host")
-        for hits, (d, idx) in zip(brute_radius(q, db, radius), found):
-            assert d.tolist() == [v for v, _ in hits] and idx.tolist() == [j for _, j in hits]
-    empty = hamming.within_radius(hamming.pack(-db[:2]), hamming.pack(db[:1]), num_bits, 0,
-                                  backend="host")
+    # The complements of stored codes find nothing: empty results keep their dtypes.
+    empty = hamming.within_radius(hamming.pack(-db[:2]), hamming.pack(db[:1]), 33, 0,
+                                  backend=backend)
     assert [(d.shape, i.shape, d.dtype, i.dtype) for d, i in empty] == [
         ((0,), (0,), np.int32, np.int64)] * 2
 
@@ -249,7 +198,7 @@ def _rank(q_packed, d_packed, payload, *, mode, length, payload_bits):
 @pytest.mark.parametrize("num_bits", [6, 45])
 def test_payload_ranking_modes_agree_with_stable_argsort(num_bits, sample_columns, monkeypatch):
     # A sample of 7 of the 120 columns guesses the k-th distance badly: the counts correct it.
-    monkeypatch.setattr(hamming, "_SAMPLE_COLUMNS", sample_columns)
+    monkeypatch.setattr(hamming_host, "_SAMPLE_COLUMNS", sample_columns)
     rng = np.random.default_rng(3)
     q, db = tied_codes(rng, 8, num_bits), tied_codes(rng, 120, num_bits)
     payload = rng.integers(0, 6, size=(8, 120)).astype(np.uint8)

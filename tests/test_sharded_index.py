@@ -12,6 +12,7 @@ import sharded_index_worker
 from jax.sharding import Mesh
 
 from dlhash_jax import sharded_index
+from dlhash_jax.multi_index import MultiIndexHashing
 from dlhash_jax.retrieval import HammingIndex
 from dlhash_jax.sharded_index import ShardedHammingIndex
 
@@ -113,6 +114,25 @@ def test_save_load_and_from_index_keep_codes_ids_and_labels(tmp_path):
     np.testing.assert_array_equal(loaded.search(codes[:3], 4)[1], flat.search(codes[:3], 4)[1])
     # The file is a HammingIndex file.
     np.testing.assert_array_equal(HammingIndex.load(path).ids, flat.ids)
+
+
+def test_from_index_shares_the_store_of_a_multi_index():
+    # Any code store shards: a MultiIndexHashing's codes, ids and labels, searched on the mesh.
+    rng = np.random.default_rng(5)
+    codes = _codes(rng, 40, 16, distinct=12)
+    mih = MultiIndexHashing(16)
+    mih.add(codes, ids=np.arange(40) * 2, labels=np.eye(4)[np.arange(40) % 4])
+    sharded = ShardedHammingIndex.from_index(mih)
+    assert sharded.num_bits == 16 and len(sharded) == 40
+    np.testing.assert_array_equal(sharded.labels, mih.labels)
+    for got, want in zip(sharded.search(codes[:5], 7), mih.search(codes[:5], 7)):
+        np.testing.assert_array_equal(got, want)
+
+
+def test_retrieval_exports_the_same_class():
+    from dlhash_jax import retrieval
+
+    assert retrieval.ShardedHammingIndex is ShardedHammingIndex
 
 
 def test_bad_input_is_refused_with_what_was_wrong():

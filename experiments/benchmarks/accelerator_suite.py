@@ -33,7 +33,7 @@ from dlhash_jax import hamming
 from dlhash_jax import methods
 from dlhash_jax import metrics
 from dlhash_jax.retrieval import HammingIndex
-from dlhash_jax.sharded_index import ShardedHammingIndex
+from dlhash_jax.retrieval import ShardedHammingIndex
 
 BITS = 64
 

@@ -19,7 +19,7 @@ import jax
 import numpy as np
 
 from dlhash_jax.retrieval import HammingIndex
-from dlhash_jax.sharded_index import ShardedHammingIndex
+from dlhash_jax.retrieval import ShardedHammingIndex
 
 
 def best_time(fn, repeats):
