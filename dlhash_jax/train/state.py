@@ -119,7 +119,11 @@ def create_train_state(
     """
     init_key, rng = jax.random.split(jax.random.PRNGKey(seed))
     sample_inputs = jax.tree.map(jnp.asarray, sample_inputs)
-    variables = model.init({"params": init_key, "dropout": init_key}, sample_inputs, train=False)
+    # One compiled program instead of flax's op-by-op initialisation, which compiled (or read
+    # from JAX's persistent cache) each operation anew after jax.clear_caches: for the mnist5k
+    # ConvNet 0.4-0.7 s -> 0.19 s per call, the same parameters.
+    init = jax.jit(functools.partial(model.init, train=False))
+    variables = init({"params": init_key, "dropout": init_key}, sample_inputs)
     variables = dict(variables)
     if pretrained is not None:
         variables = models.graft_pretrained(variables, pretrained)
