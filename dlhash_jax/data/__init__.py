@@ -26,8 +26,8 @@ from dlhash_jax.data.batching import num_batches
 from dlhash_jax.data.batching import shard_batch
 from dlhash_jax.data.image_pipeline import ImageSource
 from dlhash_jax.data.image_pipeline import train_batches
+from dlhash_jax.data.imagelist_protocol import IMAGELIST_DATASETS
 from dlhash_jax.data.protocols import IMAGE
-from dlhash_jax.data.protocols import IMAGELIST_DATASETS
 from dlhash_jax.data.protocols import PROTOCOL_NAMES
 from dlhash_jax.data.protocols import PROTOCOL_PREFIXES
 from dlhash_jax.data.protocols import PROTOCOLS

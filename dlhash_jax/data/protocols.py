@@ -38,9 +38,8 @@ from typing import Any
 import jax
 import numpy as np
 
-from dlhash_jax import _checks
 from dlhash_jax.data import image_pipeline
-from dlhash_jax.data import imagelist
+from dlhash_jax.data import imagelist_protocol
 from dlhash_jax.data import mnist5k
 from dlhash_jax.data import sources
 from dlhash_jax.data import splits as split_rules
@@ -242,101 +241,8 @@ def _voc2007(data_dir, *, image_size: int) -> sources.Source:
     )
 
 
-@dataclasses.dataclass(frozen=True)
-class ImageListDataset:
-    """A benchmark distributed as image lists, and the mAP@K its tables report.
-
-    Attributes:
-      title: the name papers use.
-      num_classes: C, the length of every label vector of its lists.
-      topk: K of the mAP@K the deep-hashing literature reports on it.
-    """
-
-    title: str
-    num_classes: int
-    topk: int
-
-
-# The three benchmarks of the PyTorch toolboxes' lists (HashNet, DeepHash-pytorch), with the K
-# HashNet (Cao et al., ICCV 2017) set and later tables kept: mAP@5,000 for NUS-WIDE and COCO,
-# mAP@1,000 for ImageNet-100.
-IMAGELIST_DATASETS: Mapping[str, ImageListDataset] = {
-    "nuswide21": ImageListDataset("NUS-WIDE-21", 21, 5000),
-    "coco": ImageListDataset("MS-COCO", 80, 5000),
-    "imagenet100": ImageListDataset("ImageNet-100", 100, 1000),
-}
-IMAGELIST_VALIDATION_SIZE = 1000
 # Protocols published with mAP over the whole database (the report's `map`, no cutoff).
 _WHOLE_DATABASE_MAP = ("cifar10", "cifar10-1", "cifar10-2")
-
-
-def imagelist_dataset(folder: str | os.PathLike, dataset: str | None = None) -> str | None:
-    """The key in ``IMAGELIST_DATASETS`` of the lists in ``folder``, or ``None`` if unknown.
-
-    With ``dataset`` given, it is checked against the label count of ``folder/test.txt``;
-    without, the label count decides: 21 is NUS-WIDE-21, 80 MS-COCO, 100 ImageNet-100.
-
-    Raises:
-      FileNotFoundError: if ``folder`` or ``folder/test.txt`` does not exist.
-      ValueError: for bad lines of ``test.txt``, an unknown ``dataset``, or one whose label
-        count differs from the lists'.
-    """
-    if dataset is not None:
-        _checks.check_choice(dataset, IMAGELIST_DATASETS, "imagelist dataset")
-    if not os.path.isdir(folder):
-        raise FileNotFoundError(f"Image-list folder {os.fspath(folder)!r} does not exist.")
-    # The queries' list is the shortest of the three (2,100 to 5,000 lines); images unchecked.
-    queries = imagelist.read_image_list(
-        os.path.join(os.fspath(folder), imagelist.LIST_FILES["query"]), check_files=False
-    )
-    return _dataset_of(queries, dataset)
-
-
-def _dataset_of(queries: imagelist.ImageList, dataset: str | None) -> str | None:
-    if dataset is None:
-        by_count = {info.num_classes: key for key, info in IMAGELIST_DATASETS.items()}
-        return by_count.get(queries.num_classes)
-    expected = IMAGELIST_DATASETS[dataset].num_classes
-    if queries.num_classes != expected:
-        raise ValueError(
-            f"dataset={dataset!r} ({IMAGELIST_DATASETS[dataset].title}) has {expected} labels, "
-            f"but the lines of {queries.source!r} have {queries.num_classes}."
-        )
-    return dataset
-
-
-@dataclasses.dataclass(frozen=True)
-class _ImageListSource(sources.Source):
-    """A source read from image lists, with the relative path of each row.
-
-    The paths enter the fingerprint, so saved indices are refused once the lists are reordered
-    or renamed, even where the labels stay the same.
-    """
-
-    paths: np.ndarray | None = None
-
-
-def _imagelist(
-    data_dir, *, folder: str, image_root: str | None, dataset: str | None, topk: int | None,
-    resize: int, crop: int,
-) -> sources.Source:
-    del data_dir, topk  # The lists name their images; topk sets the evaluation cutoff only.
-    root = folder if image_root is None else image_root
-    lists = imagelist.read_image_lists(folder, root=root)
-    _dataset_of(lists["query"], dataset)
-    paths, labels, fixed = imagelist.index_image_lists(lists)
-    images = image_pipeline.ImageSource.from_files(root, paths, resize=resize, crop=crop)
-    return _ImageListSource(images, labels, fixed, paths=paths)
-
-
-def _check_optional_text(key: str, value) -> None:
-    if value is not None and (not isinstance(value, str) or not value):
-        raise ValueError(f"{key} must be a non-empty string or None, got {value!r}.")
-
-
-def _check_dataset_option(key: str, value) -> None:
-    if value is not None:
-        _checks.check_choice(value, IMAGELIST_DATASETS, key)
 
 
 def _check_optional_positive(key: str, value) -> None:
@@ -441,13 +347,13 @@ _FEATURES_SPEC = ProtocolSpec(
 _IMAGELIST_SPEC = ProtocolSpec(
     "a folder of images and the PyTorch toolboxes' lists: query = test.txt, database = "
     "database.txt, train = train.txt, validation 1,000 from the database outside train",
-    _imagelist,
-    {"validation_size": IMAGELIST_VALIDATION_SIZE},
+    imagelist_protocol.load_source,
+    {"validation_size": imagelist_protocol.VALIDATION_SIZE},
     {"image_root": None, "dataset": None, "topk": None, "resize": image_pipeline.RESIZE,
      "crop": image_pipeline.CROP},
     {
-        "image_root": _check_optional_text,
-        "dataset": _check_dataset_option,
+        "image_root": imagelist_protocol.check_optional_text,
+        "dataset": imagelist_protocol.check_dataset_option,
         "topk": _check_optional_positive,
         "resize": _check_positive_option,
         "crop": _check_positive_option,
@@ -513,7 +419,7 @@ def _fingerprint(source: sources.Source) -> str:
     else:
         digest.update(repr(source.inputs.shape).encode())
     digest.update(np.ascontiguousarray(source.labels).tobytes())
-    if isinstance(source, _ImageListSource):
+    if isinstance(source, imagelist_protocol.ImageListSource):
         digest.update("\n".join(source.paths.tolist()).encode())
     if source.cross_modal:
         # Text vectors are small (unlike images) and, for digits_mosaic_tags, generated by this
@@ -536,11 +442,12 @@ def _rows(inputs, indices: np.ndarray):
 def _whole_pool_validation(source: sources.Source) -> sources.Source:
     """An image-list source with its default validation size capped by what the lists hold.
 
-    When the database items outside train are fewer than ``IMAGELIST_VALIDATION_SIZE``, all of
-    them are fixed as the validation split (no draw can be larger); otherwise it is unchanged.
+    When the database items outside train are fewer than ``imagelist_protocol.VALIDATION_SIZE``,
+    all of them are fixed as the validation split (no draw can be larger); otherwise it is
+    unchanged.
     """
     pool = np.setdiff1d(source.fixed_splits["database"], source.fixed_splits["train"])
-    if pool.size >= IMAGELIST_VALIDATION_SIZE:
+    if pool.size >= imagelist_protocol.VALIDATION_SIZE:
         return source
     return dataclasses.replace(source, fixed_splits={**source.fixed_splits, "validation": pool})
 
@@ -558,7 +465,8 @@ def published_topk(name: str, **overrides: Any) -> tuple[int, ...] | None:
     Returns:
       For ``imagelist:<folder>``: ``(topk,)`` when the ``topk`` override is given, else
       ``(IMAGELIST_DATASETS[d].topk,)`` for the dataset ``d`` named by the ``dataset`` override
-      or inferred from the label count (:func:`imagelist_dataset`: 5,000 for NUS-WIDE-21 and
+      or inferred from the label count
+      (:func:`dlhash_jax.data.imagelist_protocol.imagelist_dataset`: 5,000 for NUS-WIDE-21 and
       MS-COCO, 1,000 for ImageNet-100), else ``()`` (mAP over the whole database). ``()`` for
       the three CIFAR-10 protocols, published with mAP over the whole database. ``None`` for
       the others: no one cutoff is published, so a config keeps its own.
@@ -574,8 +482,9 @@ def published_topk(name: str, **overrides: Any) -> tuple[int, ...] | None:
     if spec is _IMAGELIST_SPEC:
         if options["topk"] is not None:
             return (int(options["topk"]),)
-        dataset = imagelist_dataset(fixed_options["folder"], options["dataset"])
-        return () if dataset is None else (IMAGELIST_DATASETS[dataset].topk,)
+        dataset = imagelist_protocol.imagelist_dataset(fixed_options["folder"],
+                                                       options["dataset"])
+        return () if dataset is None else (imagelist_protocol.IMAGELIST_DATASETS[dataset].topk,)
     return () if name in _WHOLE_DATABASE_MAP else None
 
 

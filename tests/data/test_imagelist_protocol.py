@@ -1,4 +1,5 @@
-"""Tests for the ``imagelist:<folder>`` protocol of dlhash_jax/data/protocols.py.
+"""Tests for the ``imagelist:<folder>`` protocol (dlhash_jax/data/imagelist_protocol.py, loaded
+through dlhash_jax/data/protocols.py).
 
 Each test writes a folder of tiny PNGs and the toolboxes' three list files; the default layout
 has 60 images: the 10 queries of ``test.txt``, the 50 database items of ``database.txt``, of
@@ -14,6 +15,7 @@ from PIL import Image
 
 from dlhash_jax import train
 from dlhash_jax.data import image_pipeline
+from dlhash_jax.data import imagelist_protocol
 from dlhash_jax.data import protocols
 from experiments.configs import base
 
@@ -114,7 +116,7 @@ def test_default_validation_is_capped_by_what_the_database_holds(tmp_path):
     for seed in (0, 3):
         data = protocols.load_protocol(_name(folder), seed=seed)
         np.testing.assert_array_equal(data.validation.indices, np.arange(30, 50))
-    assert protocols.IMAGELIST_VALIDATION_SIZE == 1000
+    assert imagelist_protocol.VALIDATION_SIZE == 1000
 
 
 def test_the_seed_draws_the_validation_only(tmp_path):
@@ -173,12 +175,12 @@ def test_published_topk_from_the_dataset_or_its_label_count(tmp_path, num_classe
     # Only test.txt is read to infer the dataset, so no image is needed.
     folder, _ = _make_folder(tmp_path / "lists", num_classes, images=False)
     expected = () if topk is None else (topk,)
-    assert protocols.imagelist_dataset(folder) == dataset
+    assert imagelist_protocol.imagelist_dataset(folder) == dataset
     assert protocols.published_topk(_name(folder)) == expected
     assert protocols.published_topk(_name(folder), topk=123) == (123,)
     if dataset is not None:
         assert protocols.published_topk(_name(folder), dataset=dataset) == expected
-        assert protocols.IMAGELIST_DATASETS[dataset].num_classes == num_classes
+        assert imagelist_protocol.IMAGELIST_DATASETS[dataset].num_classes == num_classes
     # The experiment configs report that cutoff unless a layer of theirs sets one.
     config = base.get_config(_name(folder), method="dpsh")
     assert tuple(config.evaluation.topk) == expected
