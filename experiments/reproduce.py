@@ -1,10 +1,11 @@
 """The results tables: recipes and the classic baselines, by protocol, code length and seed.
 
-Commands (the full report, all six tables; measured on 2 CPU cores, on a quiet machine with a
-cold compilation cache: ``digits`` 10.4 minutes and ``digits_unsupervised`` 6.4; ``mnist5k``, in
-the same invocation, had done 126 of its 270 runs after 13 minutes (about 28 for the table);
-``mnist5k_unsupervised`` 12, ``digits_mosaic`` 7 at a load of 8-9 and ``digits_mosaic_tags`` 1
-in earlier invocations: about 65 minutes in all):
+Commands (the full report, all six tables; each section's wall time as RESULTS.md records it,
+on 2 CPU cores: ``digits`` 10.4 minutes and ``digits_unsupervised`` 6.4 on a quiet machine with a
+cold compilation cache, ``mnist5k`` 18.4 and ``mnist5k_unsupervised`` 4.3 in one invocation
+beside a test run held at nice 19, ``digits_mosaic`` 7.3 at a load of 8-9 and
+``digits_mosaic_tags`` 0.8: about 48 minutes in all, the two digits tables measured before train
+states were initialised in one compiled program):
 
     .venv/bin/python -m experiments.reproduce
 

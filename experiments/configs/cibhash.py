@@ -23,7 +23,7 @@ LSH 0.284 / 0.265 / 0.285, at 2 min per run. To fit the results tables' time bud
 trains 100 epochs = 1,500 steps there (seed 0's validation mAP at steps 500 / 1,000 / 1,500 /
 2,000 / 3,000: 0.298 / 0.424 / 0.468 / 0.487 / 0.494), about 80 s per run, for mAP 0.368 / 0.393 /
 0.417 (below ITQ there); the MLP learns less from the views (validation mAP 0.262 after 900
-steps). Results at 16, 32 and 64 bits: RESULTS.md, "Unsupervised results on mnist5k".
+steps). Results at 32 bits: RESULTS.md, "Unsupervised results on mnist5k".
 """
 
 from experiments.configs import base

@@ -25,7 +25,7 @@ dlhash_jax/methods/dh.py lists every candidate measured.
 On `mnist5k` the same network, one tanh layer on the standardised 784 pixels (1,000 steps of batch
 50), is chosen on seed 0's validation split at 32 bits: validation mAP 0.377 against 0.243 for
 the protocol's ConvNet with standardised features; test mAP 0.365 (LSH 0.284, ITQ 0.433).
-Results at 16, 32 and 64 bits: RESULTS.md, "Unsupervised results on mnist5k".
+Results at 32 bits: RESULTS.md, "Unsupervised results on mnist5k".
 """
 
 from experiments.configs import base

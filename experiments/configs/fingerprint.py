@@ -16,8 +16,8 @@ About 4 s of training per run on 2 CPU cores (jax 0.10.2). The earlier per-batch
 
 Below ITQ (0.654 / 0.631 / 0.671) on `digits`, and on `mnist5k` it does not learn (validation mAP
 0.20-0.21 with every setting tried): dlhash_jax/methods/fingerprint.py gives the evidence.
-`mnist5k` uses the protocol's defaults (configs/base.py). Results at 16, 32 and 64 bits on both
-protocols: RESULTS.md, the unsupervised tables.
+`mnist5k` uses the protocol's defaults (configs/base.py). Results at 16, 32 and 64 bits on
+`digits` and 32 bits on `mnist5k`: RESULTS.md, the unsupervised tables.
 """
 
 from experiments.configs import base

@@ -21,7 +21,7 @@ row (batch 50, 200, 500, 1,000 = every row fresh at every step): 0.208, 0.331, 0
 (test mAP 0.206, 0.323, 0.441, 0.574; ITQ 0.433, LSH 0.284). The protocol's ConvNet with batch 50
 gives 0.187. This config therefore trains on `mnist5k` with the whole training set as the batch,
 300 steps (validation mAP 0.576 at step 200, 0.592 at 300, 0.590 at 400), about 30 s per run.
-Results at 16, 32 and 64 bits: RESULTS.md, "Unsupervised results on mnist5k".
+Results at 32 bits: RESULTS.md, "Unsupervised results on mnist5k".
 """
 
 from experiments.configs import base

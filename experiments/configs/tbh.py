@@ -24,7 +24,7 @@ the encoder), 120 epochs = 1,200 steps gave mAP 0.410 for seed=0, against ITQ 0.
 0.284, for about 110 s of CPU time (82 s user, 26 s system). To fit the results tables' time
 budget (9 runs per table) this config trains 60 epochs = 600 steps there, about 45 s per run
 (seed 0's validation mAP 0.341 after 400 steps, 0.393 after 800, 0.410 after 1,200): mAP
-0.388 / 0.364 / 0.365 for seed=0 / 1 / 2. Results at 16, 32 and 64 bits: RESULTS.md,
+0.388 / 0.364 / 0.365 for seed=0 / 1 / 2. Results at 32 bits: RESULTS.md,
 "Unsupervised results on mnist5k".
 
 Settings chosen on the validation split (seed 0, 32 bits; the recipe's docstring lists every
