@@ -583,13 +583,20 @@ def test_a_run_on_a_pretrained_backbone_starts_from_the_file_and_scales_its_rate
     _, expected = models.load_pretrained("alexnet", weights_path)
     (loaded,) = state.params["backbone"].values()
     assert jax.tree.all(jax.tree.map(np.array_equal, loaded, expected["params"]))
-    # The bank was filled by the pretrained network, not by a random one.
-    outputs = run.model.apply({"params": state.params, **state.model_state},
-                              run.data.train.inputs[:4], train=False)["relaxed"]
+    # The bank was filled by the pretrained network, not by a random one. (Jitted here and below:
+    # op by op, the 61M-parameter AlexNet and its optimizer compiled some 200 programs.)
+    apply = jax.jit(functools.partial(run.model.apply, train=False))
+    outputs = apply({"params": state.params, **state.model_state},
+                    run.data.train.inputs[:4])["relaxed"]
     np.testing.assert_allclose(state.bank.outputs[:4], outputs, rtol=1e-4, atol=1e-4)
+
     # backbone_lr_multiplier found the backbone: a first update moves it 10x less than the head.
-    grads = jax.tree.map(jnp.ones_like, state.params)
-    updates, _ = run.tx.update(grads, run.tx.init(state.params), state.params)
+    @jax.jit
+    def first_update(params):
+        grads = jax.tree.map(jnp.ones_like, params)
+        return run.tx.update(grads, run.tx.init(params), params)[0]
+
+    updates = first_update(state.params)
     (backbone_update,) = updates["backbone"].values()
     first_backbone = jax.tree.leaves(backbone_update)[0].ravel()[0]
     first_head = jax.tree.leaves(updates["head"])[0].ravel()[0]
