@@ -247,7 +247,9 @@ def test_two_devices_take_the_single_device_steps(parallel):
     moved = max(float(np.abs(a - b).max()) for a, b in zip(
         jax.tree.leaves(one), jax.tree.leaves(initial)))
     assert moved > 1e-2
-    jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=0, atol=2e-5), two, one)
+    # Float32 rounding of the split reductions: up to 2.05e-5 after 10 steps with the tests'
+    # --xla_backend_optimization_level=0, 300x below the bug's 6e-3.
+    jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=0, atol=5e-5), two, one)
     jax.tree.map(
         lambda a, b: np.testing.assert_allclose(a, b, rtol=0, atol=1e-5), two_stats, one_stats
     )
