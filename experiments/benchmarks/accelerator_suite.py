@@ -26,6 +26,7 @@ import time
 
 import jax
 import numpy as np
+from timing import best_time
 from train_speed import _split
 from train_speed import train_steps_per_second
 
@@ -36,16 +37,6 @@ from dlhash_jax.retrieval import HammingIndex
 from dlhash_jax.retrieval import ShardedHammingIndex
 
 BITS = 64
-
-
-def _best(fn, repeats=3):
-    result = fn()
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        result = fn()
-        times.append(time.perf_counter() - start)
-    return min(times), result
 
 
 def _codes(rng, n):
@@ -76,9 +67,9 @@ def main():
     eye = np.eye(10, dtype=np.float32)
     q_labels, d_labels = eye[rng.integers(0, 10, 1000)], eye[rng.integers(0, 10, 54_000)]
     for name, topk in (("mAP@1000, 1,000 x 54,000", 1000), ("mAP@all, 1,000 x 54,000", None)):
-        host = _best(lambda t=topk: metrics.mean_average_precision(
+        host = best_time(lambda t=topk: metrics.mean_average_precision(
             queries, database, q_labels, d_labels, t, _backend="host"))
-        device = _best(lambda t=topk: metrics.mean_average_precision(
+        device = best_time(lambda t=topk: metrics.mean_average_precision(
             queries, database, q_labels, d_labels, t, _backend="device"))
         rows.append((name, host, device))
 
@@ -86,21 +77,21 @@ def main():
     packed_q = hamming.pack(_codes(rng, 100))
     size = f"100 x {args.database:,}"
     rows.append((f"top-10, {size}",
-                 _best(lambda: hamming.topk(packed_q, packed_db, BITS, 10, backend="host")),
-                 _best(lambda: hamming.topk(packed_q, packed_db, BITS, 10, backend="device"))))
+                 best_time(lambda: hamming.topk(packed_q, packed_db, BITS, 10, backend="host")),
+                 best_time(lambda: hamming.topk(packed_q, packed_db, BITS, 10, backend="device"))))
     rows.append((f"radius <= 8, {size}",
-                 _best(lambda: hamming.within_radius(packed_q, packed_db, BITS, 8,
-                                                     backend="host")),
-                 _best(lambda: hamming.within_radius(packed_q, packed_db, BITS, 8,
-                                                     backend="device"))))
+                 best_time(lambda: hamming.within_radius(packed_q, packed_db, BITS, 8,
+                                                         backend="host")),
+                 best_time(lambda: hamming.within_radius(packed_q, packed_db, BITS, 8,
+                                                         backend="device"))))
 
     flat = HammingIndex(BITS)
     flat.add(_codes(rng, args.database))
     sharded = ShardedHammingIndex.from_index(flat)
     queries = _codes(rng, 100)
     rows.append((f"sharded top-10 on {sharded.num_shards} device(s), {size}",
-                 _best(lambda: flat.search(queries, 10)),
-                 _best(lambda: sharded.search(queries, 10))))
+                 best_time(lambda: flat.search(queries, 10)),
+                 best_time(lambda: sharded.search(queries, 10))))
 
     print(f"{'benchmark':<46}{'host / flat':>13}{'device':>11}{'ratio':>8}  same")
     for name, (host_time, host_out), (device_time, device_out) in rows:

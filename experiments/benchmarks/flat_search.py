@@ -23,25 +23,14 @@ default OpenMP threads and ours with ``dlhash_jax.hamming.host_threads()``; both
 from __future__ import annotations
 
 import argparse
-import time
 
 import faiss
 import numpy as np
+from timing import best_time
 
 from dlhash_jax import hamming
 from dlhash_jax.codes import num_words
 from dlhash_jax.retrieval import HammingIndex, to_faiss
-
-
-def best_time(fn, repeats: int):
-    """``(fastest time, result)`` over ``repeats`` calls after one warm-up call."""
-    result = fn()
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        result = fn()
-        times.append(time.perf_counter() - start)
-    return min(times), result
 
 
 def random_words(rng, n: int, num_bits: int) -> np.ndarray:

@@ -13,23 +13,13 @@ docs/sharded_search.md scales to 10⁹–10¹⁰ codes.
 from __future__ import annotations
 
 import argparse
-import time
 
 import jax
 import numpy as np
+from timing import best_time
 
 from dlhash_jax.retrieval import HammingIndex
 from dlhash_jax.retrieval import ShardedHammingIndex
-
-
-def best_time(fn, repeats):
-    result = fn()
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        result = fn()
-        times.append(time.perf_counter() - start)
-    return min(times), result
 
 
 def main():

@@ -15,11 +15,11 @@ the ratios are printed. ``--bits`` must be a multiple of 8 (faiss).
 from __future__ import annotations
 
 import argparse
-import time
 
 import faiss
 import jax
 import numpy as np
+from timing import best_time
 
 from dlhash_jax.retrieval import hamming_topk
 
@@ -36,16 +36,6 @@ def numpy_topk(query_codes, db_codes, k, chunk_size=100):
         dists.append(np.take_along_axis(dist, order, axis=1).astype(np.int32))
         idxs.append(order)
     return np.concatenate(dists), np.concatenate(idxs)
-
-
-def best_time(fn, repeats):
-    result = fn()
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        result = fn()
-        times.append(time.perf_counter() - start)
-    return min(times), result
 
 
 def main():
