@@ -1,11 +1,10 @@
 """The results tables: recipes and the classic baselines, by protocol, code length and seed.
 
-Commands (the full report, all six tables; each section's wall time as RESULTS.md records it,
-on 2 CPU cores: ``digits`` 10.4 minutes and ``digits_unsupervised`` 6.4 on a quiet machine with a
-cold compilation cache, ``mnist5k`` 18.4 and ``mnist5k_unsupervised`` 4.3 in one invocation
-beside a test run held at nice 19, ``digits_mosaic`` 7.3 at a load of 8-9 and
-``digits_mosaic_tags`` 0.8: about 48 minutes in all, the two digits tables measured before train
-states were initialised in one compiled program):
+Commands (the full report, all six tables: 2,656 s = 44.3 minutes in one invocation on the
+reference machine's 2 CPU cores, otherwise idle, with a cold compilation cache; the sections'
+wall times as RESULTS.md records them: ``digits`` 10.2 minutes, ``digits_unsupervised`` 6.6,
+``mnist5k`` 17.0, ``mnist5k_unsupervised`` 3.6, ``digits_mosaic`` 6.0 and ``digits_mosaic_tags``
+0.9, neighbouring tables overlapping by a run or two):
 
     .venv/bin/python -m experiments.reproduce
 
@@ -123,7 +122,7 @@ _RESUME = flags.DEFINE_bool(
 # Code lengths of the tables (--bits overrides them for every table).
 DEFAULT_BITS = (16, 32, 64)
 # mnist5k_unsupervised at one length: its recipes train long there (CIBHash 1,500 steps, about
-# 80 s a run), and three lengths would take the whole report past its 45 minutes.
+# about 60 s a run), and three lengths would take the whole report past its 45 minutes.
 TABLE_BITS = {"mnist5k": (12, 24, 48), "mnist5k_unsupervised": (32,), "digits_mosaic": (32,)}
 
 # What every table's description ends with.
