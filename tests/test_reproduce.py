@@ -102,6 +102,16 @@ def test_mnist5k_configs_use_the_convnet_on_one_device(method):
     assert train.validate_config(config) is methods.get_recipe(method)
 
 
+def test_mnist5k_description_gives_the_network_and_steps_a_shared_config_trains():
+    config = reproduce.load_config("mnist5k", "hashnet", 12, 0)
+    steps = config.num_epochs * 1000 // config.batch_size
+    widths = " and ".join(str(w) for w in config.model.conv_features)
+    assert f"ConvNet ({widths} channels, {config.num_epochs} epochs of batch " in (
+        reproduce.TABLES["mnist5k"].description
+    )
+    assert f"= {steps:,} steps" in reproduce.TABLES["mnist5k"].description
+
+
 def test_sections_describe_the_protocol_and_how_the_runs_were_made():
     records = [{"method": "dpsh", "bits": 32, "seed": 0, "map": 0.9,
                 "precision_within_radius_2": 0.8, "train_seconds": 5.0}]
