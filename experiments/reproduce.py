@@ -124,7 +124,7 @@ _RESUME = flags.DEFINE_bool(
 # Code lengths of the tables (--bits overrides them for every table).
 DEFAULT_BITS = (16, 32, 64)
 # mnist5k_unsupervised at one length: its recipes train long there (CIBHash 1,500 steps, about
-# about 60 s a run), and three lengths would take the whole report past its 45 minutes.
+# 60 s a run), and three lengths would take the whole report past its 45 minutes.
 TABLE_BITS = {"mnist5k": (12, 24, 48), "mnist5k_unsupervised": (32,), "digits_mosaic": (32,)}
 
 # What every table's description ends with.
